@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Parameters and GFLOPs of a model and of each of its space-time modules, for the config's test
+input ``[3, data.num_frames, data.test_crop_size, data.test_crop_size]``.
+
+GMACs count multiply-adds (conv, linear, matmul, attention); GFLOPs = 2 x GMACs.
+
+Example:
+    python tools/model_stats.py --config configs/charades/x2plus1d_m_tokenlearner_64f.yaml
+    python tools/model_stats.py --config CFG model.space_time_module=conv2d+conv1d --json
+"""
+
+from __future__ import annotations
+
+import json
+
+from videotl.config import ConfigError
+from videotl.models import build_model
+from videotl.models.complexity import ModelComplexity, measure_complexity
+from videotl.utils.cli import config_parser, exit_with_error, load_or_exit
+
+
+def format_table(stats: ModelComplexity, title: str) -> str:
+    lines = [
+        title,
+        f"input [C, T, H, W]: {stats.input}",
+        f"params: {stats.params:,} ({stats.params / 1e6:.2f}M)   "
+        f"GMACs: {stats.gmacs:.2f}   GFLOPs: {stats.gflops:.2f}   (GFLOPs = 2 x multiply-adds)",
+        "",
+        f"{'space-time module':<28}{'kind':<22}{'input [C, T, H, W]':<22}"
+        f"{'params':>12}{'GMACs':>10}{'GFLOPs':>10}",
+    ]
+    for module in stats.modules:
+        lines.append(
+            f"{module.name:<28}{module.kind:<22}{str(module.input):<22}"
+            f"{module.params:>12,}{module.gmacs:>10.3f}{module.gflops:>10.3f}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = config_parser(__doc__)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    cfg = load_or_exit(args.config, args.overrides)
+    size = cfg.data.test_crop_size
+    try:
+        stats = measure_complexity(lambda: build_model(cfg), [3, cfg.data.num_frames, size, size])
+    except ConfigError as error:
+        exit_with_error(error)
+    if args.json:
+        print(json.dumps(stats.to_dict()))
+    else:
+        print(format_table(stats, f"model {cfg.model.name} ({args.config})"))
+
+
+if __name__ == "__main__":
+    main()

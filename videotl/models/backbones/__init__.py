@@ -1,0 +1,3 @@
+"""Backbone families; importing this package registers their models."""
+
+from videotl.models.backbones import x2plus1d  # noqa: F401

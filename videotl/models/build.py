@@ -1,0 +1,67 @@
+"""``build_model(cfg)``: the one adapter between the experiment config and model builders.
+
+Builders take explicit keyword arguments. Each builder argument named below is filled from the
+config key beside it; a config key whose value differs from its default but that the chosen model
+does not take is an error, so a setting never goes silently unused.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from torch import nn
+
+from videotl.config import ConfigError, ExperimentConfig
+from videotl.models import backbones  # noqa: F401  (registers the models)
+from videotl.models.registry import MODELS
+from videotl.registry import RegistryError
+
+# builder argument -> dotted config key
+BUILDER_ARGUMENTS = {
+    "num_classes": "model.num_classes",
+    "num_frames": "data.num_frames",
+    "space_time_module": "model.space_time_module",
+    "num_tokens": "model.num_tokens",
+    "dropout": "model.dropout",
+}
+
+
+def list_models() -> list[str]:
+    """Names accepted by ``model.name``."""
+    return MODELS.names()
+
+
+def build_model(cfg: ExperimentConfig) -> nn.Module:
+    """Builds ``cfg.model.name`` with the config's values for the arguments its builder takes."""
+    try:
+        builder = MODELS.get(cfg.model.name)
+    except RegistryError as error:
+        raise ConfigError(f"model.name: {error}") from None
+    try:
+        return builder(**model_arguments(cfg, builder))
+    except RegistryError as error:
+        raise ConfigError(f"model.space_time_module: {error}") from None
+
+
+def model_arguments(cfg: ExperimentConfig, builder: Any) -> dict[str, Any]:
+    """The keyword arguments ``builder`` receives for ``cfg``."""
+    accepted = inspect.signature(builder).parameters
+    defaults = ExperimentConfig()
+    arguments = {}
+    for argument, key in BUILDER_ARGUMENTS.items():
+        value = _get(cfg, key)
+        if argument in accepted:
+            arguments[argument] = value
+        elif value != _get(defaults, key):
+            raise ConfigError(
+                f"{key}={value!r} does not apply to model {cfg.model.name!r}, which takes: "
+                f"{', '.join(BUILDER_ARGUMENTS[a] for a in accepted if a in BUILDER_ARGUMENTS)}"
+            )
+    return arguments
+
+
+def _get(cfg: Any, key: str) -> Any:
+    for part in key.split("."):
+        cfg = getattr(cfg, part)
+    return cfg

@@ -1,0 +1,116 @@
+"""Parameter and multiply-add counts of a model and of each of its space-time modules.
+
+Models are built on PyTorch's ``meta`` device and run once under ``FlopCounterMode``: shapes
+propagate, nothing is computed, so full-size networks are counted in well under a second.
+
+Convention: ``gmacs`` counts multiply-adds of convolutions, linear layers, matrix products and
+attention (``Q K^T`` and ``A V``, also for the per-channel vector attention); normalisation,
+activations, softmax, pooling and additions are not counted. ``gflops = 2 * gmacs``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from videotl.models.space_time import SpaceTimeModule
+
+
+@dataclass
+class ModuleComplexity:
+    """Counts for one space-time module; ``input`` is ``[C, T, H, W]``."""
+
+    name: str
+    kind: str
+    input: list[int]
+    params: int
+    gmacs: float
+    gflops: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gflops = 2 * self.gmacs
+
+
+@dataclass
+class ModelComplexity:
+    """Counts for a whole network at one input ``[C, T, H, W]`` (batch 1)."""
+
+    params: int
+    gmacs: float
+    input: list[int]
+    modules: list[ModuleComplexity]
+    gflops: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gflops = 2 * self.gmacs
+
+    def to_dict(self) -> dict:
+        """The ``model_stats.py --json`` object."""
+        out = asdict(self)
+        return {key: out[key] for key in ("params", "gmacs", "gflops", "input", "modules")}
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def measure_complexity(
+    build: Callable[[], nn.Module],
+    input_shape: Sequence[int],
+    is_reported: Callable[[nn.Module], bool] = lambda m: isinstance(m, SpaceTimeModule),
+) -> ModelComplexity:
+    """Counts ``build()``'s parameters and multiply-adds for one input of ``input_shape``.
+
+    Args:
+        build: returns the model; it is called under ``torch.device("meta")``.
+        input_shape: ``[C, T, H, W]`` (batch 1 is added).
+        is_reported: which submodules get their own entry (default: space-time modules).
+    """
+    with torch.device("meta"):
+        model = build()
+    model.eval()
+    inputs: dict[str, list[int]] = {}
+    reported = [(name, module) for name, module in model.named_modules() if is_reported(module)]
+    hooks = [
+        module.register_forward_pre_hook(_record_input(name, inputs)) for name, module in reported
+    ]
+    counter = FlopCounterMode(display=False)
+    try:
+        with counter, torch.no_grad():
+            model(torch.empty(1, *input_shape, device="meta"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    counts = counter.get_flop_counts()
+    root = type(model).__name__
+    modules = [
+        ModuleComplexity(
+            name=name,
+            kind=getattr(module, "kind", type(module).__name__),
+            input=inputs.get(name, []),
+            params=count_parameters(module),
+            gmacs=_flops(counts, f"{root}.{name}") / 2e9,
+        )
+        for name, module in reported
+    ]
+    return ModelComplexity(
+        params=count_parameters(model),
+        gmacs=counter.get_total_flops() / 2e9,
+        input=list(input_shape),
+        modules=modules,
+    )
+
+
+def _record_input(name: str, inputs: dict[str, list[int]]) -> Callable:
+    def hook(module: nn.Module, args: tuple) -> None:
+        inputs.setdefault(name, list(args[0].shape[1:]))
+
+    return hook
+
+
+def _flops(counts: dict, key: str) -> int:
+    return int(sum(counts.get(key, {}).values()))

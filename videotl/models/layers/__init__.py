@@ -1,0 +1,28 @@
+"""Standalone building blocks; each takes explicit arguments and documents its tensor shapes."""
+
+from videotl.models.layers.attention import JointSpaceTimeAttention, MultiHeadSelfAttention
+from videotl.models.layers.mlp import Mlp
+from videotl.models.layers.token_fuser import TokenFuser, TokenFuserV11
+from videotl.models.layers.token_learner import TokenLearner, TokenLearnerV11
+from videotl.models.layers.token_learner_module import TokenLearnerModule
+from videotl.models.layers.vector_transformer import (
+    VectorTransformer,
+    projected_vector_attention,
+    vector_attention,
+    vector_attention_reference,
+)
+
+__all__ = [
+    "JointSpaceTimeAttention",
+    "Mlp",
+    "MultiHeadSelfAttention",
+    "TokenFuser",
+    "TokenFuserV11",
+    "TokenLearner",
+    "TokenLearnerModule",
+    "TokenLearnerV11",
+    "VectorTransformer",
+    "projected_vector_attention",
+    "vector_attention",
+    "vector_attention_reference",
+]

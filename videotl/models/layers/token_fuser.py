@@ -1,0 +1,78 @@
+"""TokenFuser (Ryoo et al. 2021, §3.2) and its v1.1 variant used with ViT/ViViT."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from videotl.models.layers.mlp import Mlp
+
+
+class TokenFuser(nn.Module):
+    """Fuses ``S*T`` tokens into one vector per frame and adds it to every location of the frame.
+
+    ``o_t[c] = sum_i w_{t,i} y_i[c] + b_t``: a linear map ``R^{S*T} -> R^T`` over the tokens,
+    shared by all channels. ``o_t`` is broadcast over ``H x W`` and added to the residual.
+
+    Args:
+        num_tokens: tokens ``S`` per frame.
+        num_frames: frames ``T`` (the map's size depends on it).
+
+    Shapes:
+        tokens ``y``: ``[B, T*S, C]``; residual ``x``: ``[B, C, T, H, W]``; output like ``x``.
+    """
+
+    def __init__(self, num_tokens: int, num_frames: int) -> None:
+        super().__init__()
+        self.num_tokens = num_tokens
+        self.num_frames = num_frames
+        self.mix = nn.Linear(num_tokens * num_frames, num_frames)
+
+    def forward(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        expected = self.num_tokens * self.num_frames
+        if y.shape[1] != expected or x.shape[2] != self.num_frames:
+            raise ValueError(
+                f"TokenFuser was built for T={self.num_frames} frames x S={self.num_tokens} "
+                f"tokens ({expected} tokens); got {y.shape[1]} tokens for an input of "
+                f"{x.shape[2]} frames. Build the model with data.num_frames={x.shape[2]}."
+            )
+        fused = self.mix(y.transpose(1, 2))  # [B, C, T]
+        return x + fused[..., None, None]
+
+
+class TokenFuserV11(nn.Module):
+    """TokenFuser v1.1: re-mixes tokens back to every position with learned sigmoid weights.
+
+    The tokens are mixed among themselves by a linear map over the token axis; each position ``p``
+    of the original (pre-TokenLearner) tensor gets ``sum_s sigmoid(m(x_p))_s * y_s`` where ``m``
+    is an MLP on the normalised original features. The result is added to the original.
+
+    Args:
+        dim: channels ``C``.
+        num_tokens: tokens ``S`` per frame.
+        hidden_dim: hidden width of the MLP computing the mixing weights.
+        dropout: dropout on the MLP and on the fused output.
+
+    Shapes:
+        tokens ``y``: ``[B, T, S, C]``; original ``x``: ``[B, T, P, C]``; output like ``x``.
+    """
+
+    def __init__(
+        self, dim: int, num_tokens: int, hidden_dim: int = 64, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.num_tokens = num_tokens
+        self.token_norm = nn.LayerNorm(dim)
+        self.token_mix = nn.Linear(num_tokens, num_tokens)
+        self.mixed_norm = nn.LayerNorm(dim)
+        self.original_norm = nn.LayerNorm(dim)
+        self.weights = Mlp(dim, hidden_dim, num_tokens, dropout)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if y.shape[-2] != self.num_tokens:
+            raise ValueError(f"TokenFuserV11 expects {self.num_tokens} tokens, got {y.shape[-2]}")
+        y = self.token_mix(self.token_norm(y).transpose(-1, -2)).transpose(-1, -2)
+        y = self.mixed_norm(y)  # [B, T, S, C]
+        weights = torch.sigmoid(self.weights(self.original_norm(x)))  # [B, T, P, S]
+        return x + self.drop(weights @ y)

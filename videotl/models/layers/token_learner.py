@@ -1,0 +1,101 @@
+"""TokenLearner (Ryoo et al. 2021, eq. 1) and its v1.1 variant.
+
+Both learn ``S`` spatial attention maps per frame and pool the frame into ``S`` token vectors.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from videotl.models.layers.mlp import Mlp
+
+
+class TokenLearner(nn.Module):
+    """TokenLearner v1: ``z_i = mean_{h,w}(alpha_i(x) * x)`` with ``alpha_i = sigmoid(conv(x))``.
+
+    The attention function is ``num_conv_layers`` 2D convolutions applied to every frame: one
+    ``C -> S`` convolution (the video models of §5.1), or several with width ``S`` and GELU in
+    between (three, for the image models of §4.1).
+
+    Args:
+        in_channels: channels ``C`` of the input.
+        num_tokens: tokens ``S`` learned per frame.
+        num_conv_layers: convolutions in the attention function (>= 1).
+        kernel_size: spatial kernel size of those convolutions (odd).
+
+    Shapes:
+        input ``x``: ``[B, C, T, H, W]``;
+        output tokens: ``[B, T, S, C]``;
+        maps (with ``return_maps=True``): ``[B, T, S, H, W]`` in ``(0, 1)``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_tokens: int = 8,
+        num_conv_layers: int = 1,
+        kernel_size: int = 3,
+    ) -> None:
+        super().__init__()
+        if num_conv_layers < 1:
+            raise ValueError(f"num_conv_layers must be >= 1, got {num_conv_layers}")
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.num_tokens = num_tokens
+        layers: list[nn.Module] = []
+        for index in range(num_conv_layers):
+            if index > 0:
+                layers.append(nn.GELU())
+            layers.append(
+                nn.Conv3d(
+                    in_channels if index == 0 else num_tokens,
+                    num_tokens,
+                    kernel_size=(1, kernel_size, kernel_size),
+                    padding=(0, kernel_size // 2, kernel_size // 2),
+                )
+            )
+        self.attention = nn.Sequential(*layers)
+
+    def forward(
+        self, x: torch.Tensor, return_maps: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        _, _, _, height, width = x.shape
+        maps = torch.sigmoid(self.attention(x))  # [B, S, T, H, W]
+        tokens = torch.einsum("bsthw,bcthw->btsc", maps, x) / (height * width)
+        if return_maps:
+            return tokens, maps.transpose(1, 2)
+        return tokens
+
+
+class TokenLearnerV11(nn.Module):
+    """TokenLearner v1.1: LayerNorm -> MLP -> softmax over positions, as released with the paper.
+
+    Args:
+        dim: channels ``C`` of the input tokens.
+        num_tokens: tokens ``S`` learned per frame.
+        hidden_dim: hidden width of the MLP computing the maps.
+        dropout: dropout inside that MLP.
+
+    Shapes:
+        input ``x``: ``[B, T, P, C]`` (``P`` positions per frame);
+        output tokens: ``[B, T, S, C]``;
+        maps (with ``return_maps=True``): ``[B, T, S, P]``, each map summing to 1 over ``P``.
+    """
+
+    def __init__(
+        self, dim: int, num_tokens: int = 8, hidden_dim: int = 64, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.num_tokens = num_tokens
+        self.norm = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, hidden_dim, num_tokens, dropout)
+
+    def forward(
+        self, x: torch.Tensor, return_maps: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        maps = self.mlp(self.norm(x)).transpose(-1, -2).softmax(dim=-1)  # [B, T, S, P]
+        tokens = maps @ x
+        if return_maps:
+            return tokens, maps
+        return tokens
