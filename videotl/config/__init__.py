@@ -8,13 +8,14 @@ from videotl.config.loader import (
     save_config,
     to_yaml,
 )
-from videotl.config.schema import DataConfig, ExperimentConfig, ModelConfig
+from videotl.config.schema import DataConfig, ExperimentConfig, ModelConfig, TestConfig
 
 __all__ = [
     "ConfigError",
     "DataConfig",
     "ExperimentConfig",
     "ModelConfig",
+    "TestConfig",
     "config_keys",
     "load_config",
     "parse_override",

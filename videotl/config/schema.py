@@ -40,10 +40,19 @@ class DataConfig:
 
 
 @dataclass
+class TestConfig:
+    """Multi-view testing: ``num_temporal_views`` clips x ``num_spatial_crops`` crops per video."""
+
+    num_temporal_views: int = _field(4, min=1)
+    num_spatial_crops: int = _field(3, choices=(1, 3))
+
+
+@dataclass
 class ExperimentConfig:
     """The whole experiment; ``load_config`` returns one of these."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    test: TestConfig = field(default_factory=TestConfig)
     output_dir: str = "output"
     seed: int = _field(0, min=0)
