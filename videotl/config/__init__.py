@@ -8,7 +8,13 @@ from videotl.config.loader import (
     save_config,
     to_yaml,
 )
-from videotl.config.schema import DataConfig, ExperimentConfig, ModelConfig, TestConfig
+from videotl.config.schema import (
+    DataConfig,
+    ExperimentConfig,
+    ModelConfig,
+    TestConfig,
+    TrainConfig,
+)
 
 __all__ = [
     "ConfigError",
@@ -16,6 +22,7 @@ __all__ = [
     "ExperimentConfig",
     "ModelConfig",
     "TestConfig",
+    "TrainConfig",
     "config_keys",
     "load_config",
     "parse_override",

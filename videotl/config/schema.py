@@ -40,11 +40,19 @@ class DataConfig:
 
 
 @dataclass
+class TrainConfig:
+    """Training schedule and batches (``batch_size`` is per process)."""
+
+    batch_size: int = _field(8, min=1)
+
+
+@dataclass
 class TestConfig:
     """Multi-view testing: ``num_temporal_views`` clips x ``num_spatial_crops`` crops per video."""
 
     num_temporal_views: int = _field(4, min=1)
     num_spatial_crops: int = _field(3, choices=(1, 3))
+    batch_size: int = _field(8, min=1)
 
 
 @dataclass
@@ -53,6 +61,7 @@ class ExperimentConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     test: TestConfig = field(default_factory=TestConfig)
     output_dir: str = "output"
     seed: int = _field(0, min=0)
