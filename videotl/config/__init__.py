@@ -12,6 +12,7 @@ from videotl.config.schema import (
     DataConfig,
     ExperimentConfig,
     ModelConfig,
+    SolverConfig,
     TestConfig,
     TrainConfig,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "DataConfig",
     "ExperimentConfig",
     "ModelConfig",
+    "SolverConfig",
     "TestConfig",
     "TrainConfig",
     "config_keys",

@@ -9,7 +9,7 @@ value of the wrong type, or one outside a field's ``metadata`` bounds (``min``, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, List, Optional
 
 
 def _field(default: Any, **bounds: Any) -> Any:
@@ -40,10 +40,53 @@ class DataConfig:
 
 
 @dataclass
+class SolverConfig:
+    """Optimiser, learning-rate schedule and loss.
+
+    ``base_lr`` is the learning rate of the whole (global) batch; the schedule is a linear warm-up
+    from ``base_lr * warmup_start_factor`` over ``warmup_epochs``, then a cosine decay to
+    ``cosine_end_lr``, updated every iteration. Norm layers and biases get no weight decay.
+    """
+
+    optimizer: str = _field("sgd", choices=("sgd", "adamw"))
+    base_lr: float = _field(0.1, min=0.0)
+    momentum: float = _field(0.9, min=0.0, max=1.0)
+    nesterov: bool = False
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = _field(5e-5, min=0.0)
+    warmup_epochs: float = _field(0.0, min=0.0)
+    warmup_start_factor: float = _field(0.01, min=0.0, max=1.0)
+    cosine_end_lr: float = _field(0.0, min=0.0)
+    # Cross-entropy (single-label) or targets of the BCE (multi-label) are smoothed by this.
+    label_smoothing: float = _field(0.0, min=0.0, max=1.0)
+    # Clip the global gradient norm to this value (null: no clipping).
+    clip_grad_norm: Optional[float] = _field(None, min=0.0)
+
+
+@dataclass
 class TrainConfig:
-    """Training schedule and batches (``batch_size`` is per process)."""
+    """Training length, precision, validation, checkpoints and logging.
+
+    ``batch_size`` is per process. Training runs ``epochs`` epochs, or stops at ``max_iters``
+    iterations when that is set (the schedule then spans ``max_iters``).
+    """
 
     batch_size: int = _field(8, min=1)
+    epochs: int = _field(10, min=1)
+    max_iters: Optional[int] = _field(None, min=1)
+    # fp32, or autocast to bf16 / fp16 (fp16 with a gradient scaler); CUDA only, fp32 on CPU.
+    precision: str = _field("fp32", choices=("fp32", "bf16", "fp16"))
+    # Validate every eval_period epochs (0: never) and checkpoint every checkpoint_period epochs.
+    eval_period: int = _field(1, min=0)
+    checkpoint_period: int = _field(1, min=1)
+    keep_checkpoints: int = _field(2, min=1)
+    # Resume from the last checkpoint in output_dir when there is one.
+    auto_resume: bool = True
+    # Initialise the model from these weights (head mismatches are reported and skipped).
+    checkpoint_file: str = ""
+    # Run the multi-view test when training ends.
+    final_test: bool = True
+    log_period: int = _field(10, min=1)
 
 
 @dataclass
@@ -53,6 +96,11 @@ class TestConfig:
     num_temporal_views: int = _field(4, min=1)
     num_spatial_crops: int = _field(3, choices=(1, 3))
     batch_size: int = _field(8, min=1)
+    # How the views of a video are merged: mean or max of their softmax (single-label) or
+    # sigmoid (multi-label) scores; null: max for multi-label datasets, mean otherwise.
+    aggregation: Optional[str] = _field(None, choices=("mean", "max"))
+    # mAP: classes without a positive are excluded (and counted); true counts them as AP 0.
+    map_missing_classes_as_zero: bool = False
 
 
 @dataclass
@@ -61,7 +109,10 @@ class ExperimentConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    solver: SolverConfig = field(default_factory=SolverConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     test: TestConfig = field(default_factory=TestConfig)
     output_dir: str = "output"
     seed: int = _field(0, min=0)
+    # "auto": CUDA when available (the local rank's GPU under torchrun), else CPU.
+    device: str = "auto"

@@ -1,0 +1,4 @@
+"""Training engine: a small loop with hooks, checkpoints, schedule, precision, distribution.
+
+``videotl.engine.run`` holds ``train(cfg)`` and ``test(cfg, checkpoint)``.
+"""

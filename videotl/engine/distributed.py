@@ -1,0 +1,97 @@
+"""Everything about running in several processes lives here; the rest of the code asks these
+helpers and never branches on whether it is distributed.
+
+Launch with ``torchrun --nproc_per_node=N tools/train_net.py ...``: ``init_distributed`` reads the
+environment torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) and joins the
+process group (NCCL on CUDA, gloo on CPU). Without torchrun it does nothing: one process.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+def init_distributed(device: torch.device) -> None:
+    """Joins the process group when launched by torchrun (no-op otherwise or if joined)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend)
+
+
+def shutdown_distributed() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def get_rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def get_world_size() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def is_main_process() -> bool:
+    return get_rank() == 0
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def select_device(name: str) -> torch.device:
+    """``"auto"``: this process's GPU under torchrun (LOCAL_RANK) when CUDA exists, else CPU."""
+    if name == "auto":
+        name = f"cuda:{local_rank()}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device={name!r} was asked for but CUDA is not available")
+        torch.cuda.set_device(device)
+    return device
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def all_gather_objects(obj: Any) -> list[Any]:
+    """Every process's ``obj``, in rank order (``[obj]`` in one process)."""
+    if not dist.is_initialized():
+        return [obj]
+    gathered: list[Any] = [None] * get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def all_reduce_mean(value: float) -> float:
+    """Mean of a scalar over processes."""
+    if not dist.is_initialized():
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        tensor = tensor.cuda()
+    dist.all_reduce(tensor)
+    return tensor.item() / get_world_size()
+
+
+def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """DistributedDataParallel in a process group, else the model itself. On CUDA, BatchNorm
+    statistics are synchronised across processes (SyncBatchNorm has no CPU implementation)."""
+    if not dist.is_initialized():
+        return model
+    if device.type != "cuda":
+        return nn.parallel.DistributedDataParallel(model)
+    model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index])
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model

@@ -1,0 +1,230 @@
+"""Hooks that record and show training progress: per-step and per-epoch records, a JSON-lines
+file, a progress bar (plain lines when not on a terminal), TensorBoard scalars and a PNG of the
+training curves."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from videotl.engine.hooks import HookBase
+
+logger = logging.getLogger(__name__)
+
+
+class MetricsHook(HookBase):
+    """Builds ``storage["step_record"]`` after every step and ``storage["epoch_record"]`` after
+    every epoch (mean loss, clips/s, seconds, and the validation metrics as ``val_<name>``)."""
+
+    def before_epoch(self) -> None:
+        self._losses: list[float] = []
+        self._clips = 0
+        self._step_seconds = 0.0
+        self._start = time.perf_counter()
+        self.trainer.storage.pop("eval", None)
+
+    def after_step(self) -> None:
+        storage = self.trainer.storage
+        self._losses.append(storage["loss"])
+        self._clips += storage["batch_size"]
+        self._step_seconds += storage.get("step_seconds", 0.0)
+        storage["step_record"] = {
+            "iteration": self.trainer.iteration + 1,
+            "epoch": self.trainer.epoch + 1,
+            "loss": storage["loss"],
+            "lr": storage.get("lr"),
+            "clips_per_second": storage.get("clips_per_second"),
+        }
+
+    def after_epoch(self) -> None:
+        storage = self.trainer.storage
+        record: dict[str, Any] = {
+            "epoch": self.trainer.epoch + 1,
+            "iteration": self.trainer.iteration,
+            "loss": sum(self._losses) / max(len(self._losses), 1),
+            "lr": storage.get("lr"),
+            "seconds": time.perf_counter() - self._start,
+            "clips_per_second": (
+                self._clips * self.trainer.world_size / self._step_seconds
+                if self._step_seconds else None
+            ),
+        }
+        for key, value in storage.get("eval", {}).items():
+            if isinstance(value, (int, float)):
+                record[f"val_{key}"] = value
+        storage["epoch_record"] = record
+
+
+class JsonlWriterHook(HookBase):
+    """Appends every step and epoch record to ``path`` (one JSON object per line, with "type")."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def before_train(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def _write(self, kind: str, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps({"type": kind, **record}) + "\n")
+        self._file.flush()
+
+    def after_step(self) -> None:
+        self._write("iteration", self.trainer.storage["step_record"])
+
+    def after_epoch(self) -> None:
+        self._write("epoch", self.trainer.storage["epoch_record"])
+
+    def after_train(self) -> None:
+        self._file.close()
+
+
+class ProgressHook(HookBase):
+    """A tqdm bar with loss, LR and clips/s on a terminal; otherwise a plain line every
+    ``log_period`` iterations. One summary line per epoch either way."""
+
+    def __init__(self, log_period: int, stream: Any = None) -> None:
+        self.log_period = log_period
+        self.stream = stream or sys.stderr
+        self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def before_epoch(self) -> None:
+        self._bar = tqdm(
+            total=self.trainer.iterations_in_epoch(), desc=f"epoch {self.trainer.epoch + 1}",
+            file=self.stream, disable=not self.interactive, dynamic_ncols=True, leave=False,
+        )
+
+    def after_step(self) -> None:
+        record = self.trainer.storage["step_record"]
+        text = _format(record, ("loss", "lr", "clips_per_second"))
+        if self.interactive:
+            self._bar.update(1)
+            self._bar.set_postfix_str(text, refresh=False)
+        elif record["iteration"] % self.log_period == 0:
+            logger.info("epoch %d iter %d: %s", record["epoch"], record["iteration"], text)
+
+    def after_epoch(self) -> None:
+        self._bar.close()
+        record = self.trainer.storage["epoch_record"]
+        logger.info("epoch %d done: %s", record["epoch"],
+                    _format(record, [k for k in record if k not in ("epoch", "iteration")]))
+
+    def after_train(self) -> None:
+        if hasattr(self, "_bar"):
+            self._bar.close()
+
+
+class TensorBoardHook(HookBase):
+    """Scalars for TensorBoard in ``log_dir`` when the ``tensorboard`` package is installed."""
+
+    def __init__(self, log_dir: str | Path) -> None:
+        self.log_dir = str(log_dir)
+        self._writer = None
+
+    def before_train(self) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            logger.info("tensorboard is not installed; skipping TensorBoard logging")
+            return
+        self._writer = SummaryWriter(self.log_dir)
+
+    def after_step(self) -> None:
+        if self._writer is not None:
+            record = self.trainer.storage["step_record"]
+            for key in ("loss", "lr", "clips_per_second"):
+                if record.get(key) is not None:
+                    self._writer.add_scalar(f"train/{key}", record[key], record["iteration"])
+
+    def after_epoch(self) -> None:
+        if self._writer is not None:
+            record = self.trainer.storage["epoch_record"]
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key not in ("epoch", "iteration"):
+                    self._writer.add_scalar(f"epoch/{key}", value, record["epoch"])
+            self._writer.flush()
+
+    def after_train(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+class CurvesPlotHook(HookBase):
+    """Draws loss, LR and validation metrics from ``metrics.jsonl`` into a PNG when training
+    ends (the whole history, resumed runs included)."""
+
+    def __init__(self, metrics_path: str | Path, png_path: str | Path) -> None:
+        self.metrics_path = Path(metrics_path)
+        self.png_path = Path(png_path)
+
+    def after_train(self) -> None:
+        plot_training_curves(self.metrics_path, self.png_path)
+
+
+def plot_training_curves(metrics_path: str | Path, png_path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, epochs = read_metrics(metrics_path)
+    val_keys = sorted({k for r in epochs for k in r if k.startswith("val_")})
+    figure, axes = plt.subplots(1, 3 if val_keys else 2, figsize=(15 if val_keys else 10, 4))
+    axes[0].plot([r["iteration"] for r in steps], [r["loss"] for r in steps], lw=0.6,
+                 label="iteration")
+    axes[0].plot([r["iteration"] for r in epochs], [r["loss"] for r in epochs], "o-",
+                 label="epoch mean")
+    axes[0].set(xlabel="iteration", ylabel="training loss", title="loss")
+    axes[0].legend()
+    axes[1].plot([r["iteration"] for r in steps], [r["lr"] for r in steps])
+    axes[1].set(xlabel="iteration", ylabel="learning rate", title="learning rate")
+    for key in val_keys:
+        points = [(r["epoch"], r[key]) for r in epochs if key in r]
+        axes[2].plot(*zip(*points), "o-", label=key[4:])
+    if val_keys:
+        axes[2].set(xlabel="epoch", title="validation")
+        axes[2].legend()
+    figure.tight_layout()
+    Path(png_path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(png_path, dpi=100)
+    plt.close(figure)
+
+
+def read_metrics(path: str | Path) -> tuple[list[dict], list[dict]]:
+    """(iteration records, epoch records) from a metrics.jsonl file. A resumed run re-trains from
+    its last checkpoint, so later records replace earlier ones with the same iteration/epoch."""
+    steps: dict[int, dict] = {}
+    epochs: dict[int, dict] = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            if record.get("type") == "iteration":
+                steps[record["iteration"]] = record
+            elif record.get("type") == "epoch":
+                epochs[record["epoch"]] = record
+    return [steps[k] for k in sorted(steps)], [epochs[k] for k in sorted(epochs)]
+
+
+def _format(record: dict[str, Any], keys: Any) -> str:
+    parts = []
+    for key in keys:
+        value = record.get(key)
+        if value is None:
+            continue
+        if isinstance(value, float):
+            text = f"{value:.3g}" if key == "lr" else f"{value:.4f}"
+            if key in ("clips_per_second", "seconds"):
+                text = f"{value:.1f}"
+            if math.isnan(value):
+                text = "nan"
+        else:
+            text = str(value)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)

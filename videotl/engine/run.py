@@ -1,0 +1,162 @@
+"""``train(cfg)`` and ``test(cfg, checkpoint)``: build everything from the config and run it.
+
+The tool scripts are thin wrappers around these two functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from videotl.config import ConfigError, ExperimentConfig, save_config, to_yaml
+from videotl.data import build_loader
+from videotl.engine import checkpoint as ckpt
+from videotl.engine import distributed as dist
+from videotl.engine.hooks import CheckpointHook, EvalHook, HookBase, LRScheduleHook, StepTimerHook
+from videotl.engine.log_hooks import (
+    CurvesPlotHook,
+    JsonlWriterHook,
+    MetricsHook,
+    ProgressHook,
+    TensorBoardHook,
+)
+from videotl.engine.losses import build_loss
+from videotl.engine.optim import build_optimizer
+from videotl.engine.precision import MixedPrecision
+from videotl.engine.trainer import Trainer
+from videotl.evaluation.evaluator import TestResult, evaluate, write_test_outputs
+from videotl.models import build_model
+from videotl.utils.logging import setup_logging
+
+logger = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _setup(cfg: ExperimentConfig) -> torch.device:
+    device = dist.select_device(cfg.device)
+    dist.init_distributed(device)
+    setup_logging(cfg.output_dir, dist.get_rank())
+    seed_everything(cfg.seed + dist.get_rank())
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return device
+
+
+def _check_classes(cfg: ExperimentConfig, dataset: Any) -> None:
+    if dataset.num_classes != cfg.model.num_classes:
+        raise ConfigError(
+            f"model.num_classes={cfg.model.num_classes} but the {cfg.data.dataset} data under "
+            f"{cfg.data.root!r} has {dataset.num_classes} classes; set "
+            f"model.num_classes={dataset.num_classes}"
+        )
+
+
+def train(cfg: ExperimentConfig, extra_hooks: Iterable[HookBase] = ()) -> dict[str, Any]:
+    """Trains ``cfg`` (resuming from ``output_dir`` when it holds a checkpoint and
+    ``train.auto_resume``), then runs the multi-view test if ``train.final_test``.
+
+    Returns the final test metrics (or the last validation metrics, or {})."""
+    device = _setup(cfg)
+    output = Path(cfg.output_dir)
+    if dist.is_main_process():
+        save_config(cfg, output / "config.yaml")
+    train_loader = build_loader(cfg, "train")
+    dataset = train_loader.dataset
+    _check_classes(cfg, dataset)
+    model = build_model(cfg).to(device)
+    if cfg.train.checkpoint_file:
+        ckpt.load_model_weights(model, cfg.train.checkpoint_file)
+    precision = MixedPrecision(cfg.train.precision, device, cfg.solver.clip_grad_norm)
+    trainer = Trainer(
+        dist.wrap_model(model, device), build_optimizer(model, cfg.solver), train_loader,
+        build_loss(dataset.multilabel, cfg.solver.label_smoothing), precision, device,
+        cfg.train.epochs, cfg.train.max_iters,
+        [*_training_hooks(cfg, model, device, precision, len(train_loader)), *extra_hooks],
+        dist.get_world_size(),
+    )
+    resume = ckpt.last_checkpoint(output) if cfg.train.auto_resume else None
+    if resume is not None:
+        trainer.load_state_dict(ckpt.load_checkpoint(resume))
+        logger.info("resumed from %s (epoch %d, iteration %d)", resume, trainer.start_epoch,
+                    trainer.iteration)
+    logger.info("training %s on %d %s videos (%d classes), %d iterations per epoch",
+                cfg.model.name, dataset.num_videos, cfg.data.dataset, dataset.num_classes,
+                len(train_loader))
+    trainer.train()
+    metrics = trainer.storage.get("eval", {})
+    if cfg.train.final_test:
+        metrics = _test_and_write(cfg, model, device, precision).metrics
+    dist.barrier()
+    return metrics
+
+
+def _training_hooks(cfg: ExperimentConfig, model: nn.Module, device: torch.device,
+                    precision: MixedPrecision, iters_per_epoch: int) -> list[HookBase]:
+    total_iters = cfg.train.max_iters or cfg.train.epochs * iters_per_epoch
+    hooks: list[HookBase] = [
+        LRScheduleHook(cfg.solver.base_lr, round(cfg.solver.warmup_epochs * iters_per_epoch),
+                       total_iters, cfg.solver.warmup_start_factor, cfg.solver.cosine_end_lr),
+        StepTimerHook(dist.get_world_size()),
+    ]
+    if cfg.train.eval_period:
+        val_loader = build_loader(cfg, "val")
+        hooks.append(EvalHook(cfg.train.eval_period, lambda: evaluate(
+            model, val_loader, device, precision, cfg.test.aggregation,
+            cfg.test.map_missing_classes_as_zero, "val").metrics))
+    output = Path(cfg.output_dir)
+    hooks += [
+        MetricsHook(),
+        CheckpointHook(str(output), cfg.train.checkpoint_period, cfg.train.keep_checkpoints,
+                       dist.is_main_process(), extra={"config": to_yaml(cfg)}),
+    ]
+    if dist.is_main_process():
+        hooks += [
+            JsonlWriterHook(output / "metrics.jsonl"),
+            ProgressHook(cfg.train.log_period),
+            TensorBoardHook(output / "tensorboard"),
+            CurvesPlotHook(output / "metrics.jsonl", output / "training_curves.png"),
+        ]
+    return hooks
+
+
+def test(cfg: ExperimentConfig, checkpoint: str | Path) -> dict[str, Any]:
+    """Multi-view test of the weights in ``checkpoint``; writes ``test_metrics.json`` and
+    ``test_scores.npz`` to ``output_dir`` and returns the metrics."""
+    device = _setup(cfg)
+    model = build_model(cfg)
+    report = ckpt.load_model_weights(model, checkpoint)
+    if report.missing or report.mismatched:
+        raise ckpt.CheckpointError(
+            f"checkpoint {checkpoint} does not fit model {cfg.model.name!r}:\n"
+            + report.summary(str(checkpoint))
+        )
+    model.to(device)
+    precision = MixedPrecision(cfg.train.precision, device)
+    return _test_and_write(cfg, model, device, precision).metrics
+
+
+def _test_and_write(cfg: ExperimentConfig, model: nn.Module, device: torch.device,
+                    precision: MixedPrecision) -> TestResult:
+    loader = build_loader(cfg, "test")
+    _check_classes(cfg, loader.dataset)
+    views = f"{cfg.test.num_temporal_views}x{cfg.test.num_spatial_crops}"
+    logger.info("testing %d videos with %s views each", loader.dataset.num_videos, views)
+    result = evaluate(model, loader, device, precision, cfg.test.aggregation,
+                      cfg.test.map_missing_classes_as_zero)
+    if dist.is_main_process():
+        metrics_path, scores_path = write_test_outputs(result, cfg.output_dir)
+        shown = {k: v for k, v in result.metrics.items() if not isinstance(v, list)}
+        logger.info("test metrics: %s", shown)
+        logger.info("wrote %s and %s", metrics_path, scores_path)
+    return result
