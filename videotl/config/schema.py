@@ -50,6 +50,9 @@ class SolverConfig:
 
     optimizer: str = _field("sgd", choices=("sgd", "adamw"))
     base_lr: float = _field(0.1, min=0.0)
+    # Linear scaling rule: when > 0, base_lr is the rate for a global batch of this size and the
+    # run uses base_lr * (train.batch_size * processes) / base_batch_size.
+    base_batch_size: int = _field(0, min=0)
     momentum: float = _field(0.9, min=0.0, max=1.0)
     nesterov: bool = False
     betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
@@ -67,8 +70,8 @@ class SolverConfig:
 class TrainConfig:
     """Training length, precision, validation, checkpoints and logging.
 
-    ``batch_size`` is per process. Training runs ``epochs`` epochs, or stops at ``max_iters``
-    iterations when that is set (the schedule then spans ``max_iters``).
+    ``batch_size`` is per process. Training runs ``epochs`` epochs; when ``max_iters`` is set it
+    replaces ``epochs``: the run (and the LR schedule) spans that many iterations.
     """
 
     batch_size: int = _field(8, min=1)

@@ -78,11 +78,16 @@ def train(cfg: ExperimentConfig, extra_hooks: Iterable[HookBase] = ()) -> dict[s
     if cfg.train.checkpoint_file:
         ckpt.load_model_weights(model, cfg.train.checkpoint_file)
     precision = MixedPrecision(cfg.train.precision, device, cfg.solver.clip_grad_norm)
+    iters_per_epoch = len(train_loader)
+    epochs = cfg.train.epochs
+    if cfg.train.max_iters:
+        epochs = -(-cfg.train.max_iters // iters_per_epoch)
     trainer = Trainer(
         dist.wrap_model(model, device), build_optimizer(model, cfg.solver), train_loader,
         build_loss(dataset.multilabel, cfg.solver.label_smoothing), precision, device,
-        cfg.train.epochs, cfg.train.max_iters,
-        [*_training_hooks(cfg, model, device, precision, len(train_loader)), *extra_hooks],
+        epochs, cfg.train.max_iters,
+        [*_training_hooks(cfg, model, device, precision, iters_per_epoch, epochs),
+         *extra_hooks],
         dist.get_world_size(),
     )
     resume = ckpt.last_checkpoint(output) if cfg.train.auto_resume else None
@@ -101,11 +106,23 @@ def train(cfg: ExperimentConfig, extra_hooks: Iterable[HookBase] = ()) -> dict[s
     return metrics
 
 
+def scaled_learning_rate(cfg: ExperimentConfig, world_size: int) -> float:
+    """``solver.base_lr``, scaled linearly to the global batch if ``solver.base_batch_size``."""
+    if not cfg.solver.base_batch_size:
+        return cfg.solver.base_lr
+    global_batch = cfg.train.batch_size * world_size
+    return cfg.solver.base_lr * global_batch / cfg.solver.base_batch_size
+
+
 def _training_hooks(cfg: ExperimentConfig, model: nn.Module, device: torch.device,
-                    precision: MixedPrecision, iters_per_epoch: int) -> list[HookBase]:
-    total_iters = cfg.train.max_iters or cfg.train.epochs * iters_per_epoch
+                    precision: MixedPrecision, iters_per_epoch: int,
+                    epochs: int) -> list[HookBase]:
+    total_iters = cfg.train.max_iters or epochs * iters_per_epoch
+    base_lr = scaled_learning_rate(cfg, dist.get_world_size())
+    logger.info("learning rate %.4g for a global batch of %d clips, %d iterations",
+                base_lr, cfg.train.batch_size * dist.get_world_size(), total_iters)
     hooks: list[HookBase] = [
-        LRScheduleHook(cfg.solver.base_lr, round(cfg.solver.warmup_epochs * iters_per_epoch),
+        LRScheduleHook(base_lr, round(cfg.solver.warmup_epochs * iters_per_epoch),
                        total_iters, cfg.solver.warmup_start_factor, cfg.solver.cosine_end_lr),
         StepTimerHook(dist.get_world_size()),
     ]

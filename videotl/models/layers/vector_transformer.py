@@ -101,13 +101,20 @@ class VectorTransformer(nn.Module):
             the softmax, as the paper describes.
         norm: apply LayerNorm to the tokens before the projections.
         chunk_size: queries per chunk on the ``d != C`` path.
+        fused: evaluate the attention with the fused kernels (default); False uses the
+            straightforward formula that holds the whole ``[B, N, N, C]`` tensor (a baseline).
 
     Shapes:
         input ``z``: ``[B, N, C]``; output ``[B, N, C]``.
     """
 
     def __init__(
-        self, dim: int, qk_dim: int | None = None, norm: bool = True, chunk_size: int = 64
+        self,
+        dim: int,
+        qk_dim: int | None = None,
+        norm: bool = True,
+        chunk_size: int = 64,
+        fused: bool = True,
     ) -> None:
         super().__init__()
         qk_dim = dim if qk_dim is None else qk_dim
@@ -118,12 +125,16 @@ class VectorTransformer(nn.Module):
         self.gamma = nn.Linear(qk_dim, dim, bias=False) if qk_dim != dim else None
         self.proj = nn.Linear(dim, dim)
         self.chunk_size = chunk_size
+        self.fused = fused
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         z = self.norm(z)
         q, k, v = self.query(z), self.key(z), self.value(z)
-        if self.gamma is None:
+        gamma = None if self.gamma is None else self.gamma.weight
+        if not self.fused:
+            y = vector_attention_reference(q, k, v, gamma)
+        elif gamma is None:
             y = vector_attention(q, k, v)
         else:
-            y = projected_vector_attention(q, k, v, self.gamma.weight, self.chunk_size)
+            y = projected_vector_attention(q, k, v, gamma, self.chunk_size)
         return self.proj(y)

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Forward + backward of every X(2+1)D space-time module at the paper's shape
+(batch 1, C = 432, T = 64, 8 x 8; Table 4), as ratios to the joint space-time MHSA module.
+
+Also checks the TokenLearner module's targets: time <= 0.5 x the joint MHSA module, peak memory
+<= 1/4 of the same module with the straightforward vector attention (which holds the
+[N, N, C] tensor), outputs and gradients equal to it within 1e-5.
+
+    python benchmarks/space_time_modules.py [--device cuda] [--bf16] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.common import (  # noqa: E402
+    Measurement,
+    header,
+    measure,
+    parser,
+    probe_peak_memory,
+    run_probe,
+    table,
+)
+from videotl.models.layers import VectorTransformer  # noqa: E402
+from videotl.models.space_time import (  # noqa: E402
+    SPACE_TIME_MODULES,
+    SpaceTimeSpec,
+    build_space_time_module,
+)
+
+SHAPE = (1, 432, 64, 8, 8)
+BASELINE = "joint_mhsa"
+
+
+def step(module: torch.nn.Module, x: torch.Tensor, bf16: bool) -> callable:
+    def run() -> None:
+        inputs = x.detach().requires_grad_()
+        context = (torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16
+                   else contextlib.nullcontext())
+        with context:
+            out = module(inputs)
+        out.float().square().mean().backward()
+    return run
+
+
+def straightforward(module: torch.nn.Module) -> torch.nn.Module:
+    for layer in module.modules():
+        if isinstance(layer, VectorTransformer):
+            layer.fused = False
+    return module
+
+
+def equality(device: torch.device) -> float:
+    """Largest difference in output and gradients between fused and straightforward."""
+    torch.manual_seed(0)
+    spec = SpaceTimeSpec(SHAPE[1], SHAPE[2])
+    fused = build_space_time_module("tokenlearner", spec).to(device)
+    reference = straightforward(build_space_time_module("tokenlearner", spec).to(device))
+    reference.load_state_dict(fused.state_dict())
+    x = torch.randn(SHAPE, device=device)
+    results = []
+    for module in (fused, reference):
+        inputs = x.clone().requires_grad_()
+        out = module(inputs)
+        out.square().mean().backward()
+        results.append([out, inputs.grad, *(p.grad for p in module.parameters())])
+    return max((a - b).abs().max().item() for a, b in zip(*results))
+
+
+def variants(spec: SpaceTimeSpec) -> dict[str, callable]:
+    """Name -> builder of every module measured."""
+    builders = {name: (lambda name=name: build_space_time_module(name, spec))
+                for name in SPACE_TIME_MODULES.names()}
+    builders[STRAIGHTFORWARD] = lambda: straightforward(
+        build_space_time_module("tokenlearner", spec))
+    return builders
+
+
+STRAIGHTFORWARD = "tokenlearner (straightforward attention)"
+
+
+def main() -> None:
+    args = parser(__doc__).parse_args()
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    x = torch.randn(SHAPE, device=device)
+    spec = SpaceTimeSpec(SHAPE[1], SHAPE[2])
+    builders = variants(spec)
+    if args.probe:
+        return run_probe(step(builders[args.probe]().to(device), x, args.bf16), device)
+    print(header(args))
+    rows: dict[str, Measurement] = {}
+    extra = ["--device", args.device] + (["--bf16"] if args.bf16 else [])
+    for name, build in builders.items():
+        peak = None if device.type == "cuda" else probe_peak_memory(__file__, name, extra)
+        rows[name] = measure(name, step(build().to(device), x, args.bf16), device,
+                             args.repeats, args.warmup, peak)
+    print(f"\nforward + backward at [B, C, T, H, W] = {list(SHAPE)}; baseline: {BASELINE}\n")
+    print(table(list(rows.values()), rows[BASELINE]))
+    tl, straight = rows["tokenlearner"], rows[STRAIGHTFORWARD]
+    print(f"\ntokenlearner time / joint_mhsa time: {tl.seconds / rows[BASELINE].seconds:.3f}"
+          " (target <= 0.5)")
+    print(f"tokenlearner peak / straightforward peak: {tl.peak_mb / straight.peak_mb:.3f}"
+          " (target <= 0.25)")
+    print(f"tokenlearner time / straightforward time: {tl.seconds / straight.seconds:.3f}")
+    print(f"largest difference fused vs straightforward (output, gradients, fp32): "
+          f"{equality(device):.2e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""Multi-view test of a checkpoint: ``test.num_temporal_views x test.num_spatial_crops`` views
+per video, merged per video (``test.aggregation``), metrics to ``<output_dir>/test_metrics.json``
+and per-video scores to ``<output_dir>/test_scores.npz``.
+
+Examples:
+    python tools/test_net.py --config CFG --checkpoint output/checkpoints/epoch_0010.pth
+    python tools/test_net.py --config CFG --checkpoint W.pth test.num_temporal_views=10
+    torchrun --nproc_per_node=4 tools/test_net.py --config CFG --checkpoint W.pth
+"""
+
+from __future__ import annotations
+
+import json
+
+from videotl.config import ConfigError
+from videotl.engine.checkpoint import CheckpointError
+from videotl.engine.distributed import is_main_process, shutdown_distributed
+from videotl.engine.run import test
+from videotl.utils.cli import config_parser, exit_with_error, load_or_exit
+
+
+def main() -> None:
+    parser = config_parser(__doc__)
+    parser.add_argument("--checkpoint", required=True, help="weights to test (.pth)")
+    args = parser.parse_args()
+    cfg = load_or_exit(args.config, args.overrides)
+    try:
+        metrics = test(cfg, args.checkpoint)
+    except (ConfigError, CheckpointError) as error:
+        exit_with_error(error)
+    finally:
+        shutdown_distributed()
+    if is_main_process():
+        print(json.dumps(metrics, indent=2))
+
+
+if __name__ == "__main__":
+    main()
