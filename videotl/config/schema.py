@@ -79,6 +79,10 @@ class TrainConfig:
     max_iters: Optional[int] = _field(None, min=1)
     # fp32, or autocast to bf16 / fp16 (fp16 with a gradient scaler); CUDA only, fp32 on CPU.
     precision: str = _field("fp32", choices=("fp32", "bf16", "fp16"))
+    # Channels-last (NDHWC) weights and activations: faster convolutions on recent GPUs.
+    channels_last: bool = False
+    # Compile the model with torch.compile (the first iterations are slow while it compiles).
+    compile: bool = False
     # Validate every eval_period epochs (0: never) and checkpoint every checkpoint_period epochs.
     eval_period: int = _field(1, min=0)
     checkpoint_period: int = _field(1, min=1)

@@ -94,4 +94,6 @@ def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain model inside ``torch.compile`` and DistributedDataParallel wrappers."""
+    model = getattr(model, "_orig_mod", model)
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model

@@ -77,13 +77,18 @@ def train(cfg: ExperimentConfig, extra_hooks: Iterable[HookBase] = ()) -> dict[s
     model = build_model(cfg).to(device)
     if cfg.train.checkpoint_file:
         ckpt.load_model_weights(model, cfg.train.checkpoint_file)
+    if cfg.train.channels_last:
+        model.to(memory_format=torch.channels_last_3d)
     precision = MixedPrecision(cfg.train.precision, device, cfg.solver.clip_grad_norm)
     iters_per_epoch = len(train_loader)
     epochs = cfg.train.epochs
     if cfg.train.max_iters:
         epochs = -(-cfg.train.max_iters // iters_per_epoch)
+    trainable = dist.wrap_model(model, device)
+    if cfg.train.compile:
+        trainable = torch.compile(trainable)
     trainer = Trainer(
-        dist.wrap_model(model, device), build_optimizer(model, cfg.solver), train_loader,
+        trainable, build_optimizer(model, cfg.solver), train_loader,
         build_loss(dataset.multilabel, cfg.solver.label_smoothing), precision, device,
         epochs, cfg.train.max_iters,
         [*_training_hooks(cfg, model, device, precision, iters_per_epoch, epochs),
