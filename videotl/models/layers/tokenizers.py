@@ -121,7 +121,8 @@ class PriorOnlyTokenizer(nn.Module):
     """TokenLearner with input-independent maps: ``z_i = mean_{h,w}(alpha_i * x)`` where
     ``alpha_i = sigmoid(P_i)`` and ``P_i`` is a learned ``G x G`` map, the same for every frame
     and every clip. For frames of another size the logits ``P`` are resampled bilinearly
-    (``align_corners=False``) to ``H x W`` before the sigmoid.
+    (``align_corners=False``) to ``H x W`` before the sigmoid. ``P`` starts from a standard normal
+    draw, so the ``S`` maps differ from the start.
 
     Args:
         num_tokens: tokens ``S`` per frame.
