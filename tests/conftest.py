@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
+CHARADES_CONFIG = REPO / "configs" / "charades" / "x2plus1d_m_tokenlearner_64f.yaml"
 
 
 @pytest.fixture(autouse=True)
@@ -18,3 +20,23 @@ def _seed() -> None:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def res5_module():
+    """``res5_module(*overrides)``: the counts ``tools/model_stats.py`` reports for the last res5
+    space-time module of the Charades X(2+1)D-M config with ``overrides`` (input 8x8x64, C = 432,
+    for a 64 x 256 x 256 clip). Cached: counting a network takes about a second."""
+    from videotl.config import load_config
+    from videotl.models import build_model
+    from videotl.models.complexity import measure_complexity
+
+    @functools.lru_cache(maxsize=None)
+    def measure(*overrides: str):
+        cfg = load_config(CHARADES_CONFIG, list(overrides))
+        stats = measure_complexity(lambda: build_model(cfg), [3, 64, 256, 256])
+        module = stats.modules[-1]
+        assert module.name == "stages.3.6.space_time" and module.input == [432, 64, 8, 8]
+        return module
+
+    return measure

@@ -4,9 +4,13 @@ input ``[3, data.num_frames, data.test_crop_size, data.test_crop_size]``.
 
 GMACs count multiply-adds (conv, linear, matmul, attention); GFLOPs = 2 x GMACs.
 
+``--variant NAME`` selects one of the paper's ablations (``videotl.models.ablations``,
+docs/ABLATIONS.md): its overrides are applied before the trailing ones.
+
 Example:
     python tools/model_stats.py --config configs/charades/x2plus1d_m_tokenlearner_64f.yaml
     python tools/model_stats.py --config CFG model.space_time_module=conv2d+conv1d --json
+    python tools/model_stats.py --config CFG --variant fixed_grid_tokens --json
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import json
 
 from videotl.config import ConfigError
 from videotl.models import build_model
+from videotl.models.ablations import ABLATION_VARIANTS
 from videotl.models.complexity import ModelComplexity, measure_complexity
+from videotl.registry import RegistryError
 from videotl.utils.cli import config_parser, exit_with_error, load_or_exit
 
 
@@ -40,8 +46,15 @@ def format_table(stats: ModelComplexity, title: str) -> str:
 def main() -> None:
     parser = config_parser(__doc__)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--variant", help="an ablation variant of docs/ABLATIONS.md")
     args = parser.parse_args()
-    cfg = load_or_exit(args.config, args.overrides)
+    overrides = args.overrides
+    if args.variant is not None:
+        try:
+            overrides = [*ABLATION_VARIANTS.get(args.variant).overrides, *overrides]
+        except RegistryError as error:
+            exit_with_error(ConfigError(f"--variant: {error}"))
+    cfg = load_or_exit(args.config, overrides)
     size = cfg.data.test_crop_size
     try:
         stats = measure_complexity(lambda: build_model(cfg), [3, cfg.data.num_frames, size, size])
@@ -50,7 +63,9 @@ def main() -> None:
     if args.json:
         print(json.dumps(stats.to_dict()))
     else:
-        print(format_table(stats, f"model {cfg.model.name} ({args.config})"))
+        title = f"model {cfg.model.name} ({args.config}"
+        title += f", variant {args.variant})" if args.variant is not None else ")"
+        print(format_table(stats, title))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,13 @@ class ModelConfig:
     space_time_module: str = "conv2d+conv1d"
     # TokenLearner: tokens learned per frame.
     num_tokens: int = _field(8, min=1)
+    # TokenLearner module parts (the paper's Table 6 and Section 5.3 ablations, docs/ABLATIONS.md):
+    # how frames become tokens, how the tokens are related, how they return to the input.
+    tokenizer: str = _field(
+        "tokenlearner", choices=("tokenlearner", "fixed_grid", "dense", "pool_mlp", "prior_only")
+    )
+    token_transformer: str = _field("vector", choices=("vector", "mhsa", "none"))
+    token_fusion: str = _field("tokenfuser", choices=("tokenfuser", "broadcast"))
     dropout: float = _field(0.5, min=0.0, max=1.0)
 
 

@@ -14,6 +14,7 @@ from torch import nn
 
 from videotl.config import ConfigError, ExperimentConfig
 from videotl.models import backbones  # noqa: F401  (registers the models)
+from videotl.models.layers import TokenLearnerModule
 from videotl.models.registry import MODELS
 from videotl.registry import RegistryError
 
@@ -24,7 +25,13 @@ BUILDER_ARGUMENTS = {
     "space_time_module": "model.space_time_module",
     "num_tokens": "model.num_tokens",
     "dropout": "model.dropout",
+    "tokenizer": "model.tokenizer",
+    "token_transformer": "model.token_transformer",
+    "token_fusion": "model.token_fusion",
 }
+# config keys that configure TokenLearnerModule: set to a non-default value, the built model must
+# contain one.
+TOKEN_LEARNER_KEYS = ("model.tokenizer", "model.token_transformer", "model.token_fusion")
 
 
 def list_models() -> list[str]:
@@ -38,10 +45,13 @@ def build_model(cfg: ExperimentConfig) -> nn.Module:
         builder = MODELS.get(cfg.model.name)
     except RegistryError as error:
         raise ConfigError(f"model.name: {error}") from None
+    arguments = model_arguments(cfg, builder)
     try:
-        return builder(**model_arguments(cfg, builder))
+        model = builder(**arguments)
     except RegistryError as error:
         raise ConfigError(f"model.space_time_module: {error}") from None
+    check_token_learner_keys_are_used(cfg, model, arguments)
+    return model
 
 
 def model_arguments(cfg: ExperimentConfig, builder: Any) -> dict[str, Any]:
@@ -59,6 +69,25 @@ def model_arguments(cfg: ExperimentConfig, builder: Any) -> dict[str, Any]:
                 f"{', '.join(BUILDER_ARGUMENTS[a] for a in accepted if a in BUILDER_ARGUMENTS)}"
             )
     return arguments
+
+
+def check_token_learner_keys_are_used(
+    cfg: ExperimentConfig, model: nn.Module, arguments: dict[str, Any]
+) -> None:
+    """Raises if a TokenLearner key is set but ``model`` has no ``TokenLearnerModule``."""
+    defaults = ExperimentConfig()
+    changed = [
+        f"{key}={_get(cfg, key)!r}" for key in TOKEN_LEARNER_KEYS
+        if _get(cfg, key) != _get(defaults, key)
+    ]
+    if not changed or any(isinstance(m, TokenLearnerModule) for m in model.modules()):
+        return
+    module = arguments.get("space_time_module")
+    where = f" with model.space_time_module={module!r}" if module is not None else ""
+    raise ConfigError(
+        f"{', '.join(changed)} configures the TokenLearner module, but model "
+        f"{cfg.model.name!r}{where} has none; choose a module with one (e.g. conv2d+tokenlearner)"
+    )
 
 
 def _get(cfg: Any, key: str) -> Any:

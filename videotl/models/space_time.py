@@ -10,7 +10,18 @@ Each name is registered with a builder listing its layers; the rows of the paper
 - ``joint_mhsa``: 8-head self-attention over all ``T*H*W`` positions;
 - ``conv2d+joint_mhsa``: spatial convolution then joint self-attention.
 
-Modules without a spatial convolution downsample by average pooling (stride ``s``) first.
+and the further rows of Table 5 (standard transformers: 8-head self-attention, pre-LayerNorm,
+residual; spatial attention within each frame, temporal attention along time at each location):
+
+- ``conv2d+mlp_mixer``: spatial convolution then an MLP-Mixer block over the frames;
+- ``conv2d+temporal_transformer``: spatial convolution then temporal attention;
+- ``spatial+temporal_transformer``: spatial attention then temporal attention (TimeSformer-like);
+- ``conv2d+spatial+temporal_transformer``: spatial convolution, spatial and temporal attention;
+- ``spatial_transformer+tokenlearner``: spatial attention then the TokenLearner module.
+
+Modules without a spatial convolution downsample by average pooling (stride ``s``) first. The
+TokenLearner module's parts follow the spec's ``tokenizer``, ``token_transformer`` and
+``token_fusion`` (the paper's Table 6 and §5.3 ablations; defaults: the paper's module).
 """
 
 from __future__ import annotations
@@ -22,19 +33,33 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from videotl.models.layers import JointSpaceTimeAttention, TokenLearnerModule
+from videotl.models.layers import (
+    JointSpaceTimeAttention,
+    SpatialAttention,
+    TemporalAttention,
+    TemporalMlpMixer,
+    TokenLearnerModule,
+)
+from videotl.models.layers.token_learner_module import TokenFusion, Tokenizer, TokenTransformer
 from videotl.registry import Registry
 
 
 @dataclass(frozen=True)
 class SpaceTimeSpec:
-    """What a space-time module builder needs to know about its place in the network."""
+    """What a space-time module builder needs to know about its place in the network.
+
+    ``tokenizer``, ``token_transformer`` and ``token_fusion`` configure the TokenLearner module
+    (``TokenLearnerModule``'s ``tokenizer``, ``transformer`` and ``fusion``) where there is one.
+    """
 
     channels: int
     num_frames: int
     spatial_stride: int = 1
     num_tokens: int = 8
     num_heads: int = 8
+    tokenizer: Tokenizer = "tokenlearner"
+    token_transformer: TokenTransformer = "vector"
+    token_fusion: TokenFusion = "tokenfuser"
 
 
 class SpaceTimeModule(nn.Sequential):
@@ -100,12 +125,32 @@ def conv2d_conv1d(spec: SpaceTimeSpec) -> list[nn.Module]:
 
 
 def _token_learner(spec: SpaceTimeSpec) -> list[nn.Module]:
-    module = TokenLearnerModule(spec.channels, spec.num_frames, spec.num_tokens)
+    module = TokenLearnerModule(
+        spec.channels,
+        spec.num_frames,
+        spec.num_tokens,
+        tokenizer=spec.tokenizer,
+        transformer=spec.token_transformer,
+        fusion=spec.token_fusion,
+        num_heads=spec.num_heads,
+    )
     return [module, *norm_act(spec.channels)]
 
 
 def _joint_mhsa(spec: SpaceTimeSpec) -> list[nn.Module]:
     return [JointSpaceTimeAttention(spec.channels, spec.num_heads), *norm_act(spec.channels)]
+
+
+def _spatial_transformer(spec: SpaceTimeSpec) -> list[nn.Module]:
+    return [SpatialAttention(spec.channels, spec.num_heads), *norm_act(spec.channels)]
+
+
+def _temporal_transformer(spec: SpaceTimeSpec) -> list[nn.Module]:
+    return [TemporalAttention(spec.channels, spec.num_heads), *norm_act(spec.channels)]
+
+
+def _mlp_mixer(spec: SpaceTimeSpec) -> list[nn.Module]:
+    return [TemporalMlpMixer(spec.channels, spec.num_frames), *norm_act(spec.channels)]
 
 
 @SPACE_TIME_MODULES.register("tokenlearner")
@@ -126,3 +171,36 @@ def joint_mhsa(spec: SpaceTimeSpec) -> list[nn.Module]:
 @SPACE_TIME_MODULES.register("conv2d+joint_mhsa")
 def conv2d_joint_mhsa(spec: SpaceTimeSpec) -> list[nn.Module]:
     return [*spatial_conv(spec.channels, spec.spatial_stride), *_joint_mhsa(spec)]
+
+
+@SPACE_TIME_MODULES.register("conv2d+mlp_mixer")
+def conv2d_mlp_mixer(spec: SpaceTimeSpec) -> list[nn.Module]:
+    return [*spatial_conv(spec.channels, spec.spatial_stride), *_mlp_mixer(spec)]
+
+
+@SPACE_TIME_MODULES.register("conv2d+temporal_transformer")
+def conv2d_temporal_transformer(spec: SpaceTimeSpec) -> list[nn.Module]:
+    return [*spatial_conv(spec.channels, spec.spatial_stride), *_temporal_transformer(spec)]
+
+
+@SPACE_TIME_MODULES.register("spatial+temporal_transformer")
+def spatial_temporal_transformer(spec: SpaceTimeSpec) -> list[nn.Module]:
+    return [
+        *spatial_pool(spec.spatial_stride),
+        *_spatial_transformer(spec),
+        *_temporal_transformer(spec),
+    ]
+
+
+@SPACE_TIME_MODULES.register("conv2d+spatial+temporal_transformer")
+def conv2d_spatial_temporal_transformer(spec: SpaceTimeSpec) -> list[nn.Module]:
+    return [
+        *spatial_conv(spec.channels, spec.spatial_stride),
+        *_spatial_transformer(spec),
+        *_temporal_transformer(spec),
+    ]
+
+
+@SPACE_TIME_MODULES.register("spatial_transformer+tokenlearner")
+def spatial_transformer_tokenlearner(spec: SpaceTimeSpec) -> list[nn.Module]:
+    return [*spatial_pool(spec.spatial_stride), *_spatial_transformer(spec), *_token_learner(spec)]

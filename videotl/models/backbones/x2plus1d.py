@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from videotl.models.layers.token_learner_module import TokenFusion, Tokenizer, TokenTransformer
 from videotl.models.registry import register_model
 from videotl.models.space_time import SpaceTimeSpec, build_space_time_module
 
@@ -75,6 +76,9 @@ class X2Plus1D(nn.Module):
         num_tokens: TokenLearner tokens per frame (modules that learn tokens).
         num_heads: attention heads (modules that use multi-head attention).
         dropout: dropout before the classifier.
+        tokenizer, token_transformer, token_fusion: the parts of the TokenLearner module
+            (``TokenLearnerModule``'s ``tokenizer``, ``transformer``, ``fusion``), in modules
+            that have one.
 
     Shapes:
         input ``[B, 3, T, H, W]``; ``forward_features`` -> ``[B, head_width]``;
@@ -94,6 +98,9 @@ class X2Plus1D(nn.Module):
         num_tokens: int = 8,
         num_heads: int = 8,
         dropout: float = 0.5,
+        tokenizer: Tokenizer = "tokenlearner",
+        token_transformer: TokenTransformer = "vector",
+        token_fusion: TokenFusion = "tokenfuser",
     ) -> None:
         super().__init__()
         if not len(widths) == len(depths) == len(space_time_modules):
@@ -113,7 +120,11 @@ class X2Plus1D(nn.Module):
             blocks = []
             for index in range(depth):
                 stride = 2 if index == 0 else 1
-                spec = SpaceTimeSpec(inner, num_frames, stride, num_tokens, num_heads)
+                spec = SpaceTimeSpec(
+                    inner, num_frames, stride, num_tokens, num_heads,
+                    tokenizer=tokenizer, token_transformer=token_transformer,
+                    token_fusion=token_fusion,
+                )
                 space_time = build_space_time_module(kind, spec)
                 blocks.append(Bottleneck(in_channels, inner, width, space_time, stride))
                 in_channels = width
@@ -174,11 +185,15 @@ def x2plus1d_m(
     space_time_module: str = BACKBONE_MODULE,
     num_tokens: int = 8,
     dropout: float = 0.5,
+    tokenizer: Tokenizer = "tokenlearner",
+    token_transformer: TokenTransformer = "vector",
+    token_fusion: TokenFusion = "tokenfuser",
 ) -> X2Plus1D:
     """X(2+1)D-M: X3D-M widths (24, 48, 96, 192) and depths (3, 5, 11, 7), inner factor 2.25."""
     return _x2plus1d(
         space_time_module, num_classes=num_classes, num_frames=num_frames,
-        num_tokens=num_tokens, dropout=dropout,
+        num_tokens=num_tokens, dropout=dropout, tokenizer=tokenizer,
+        token_transformer=token_transformer, token_fusion=token_fusion,
     )
 
 
@@ -189,10 +204,14 @@ def x2plus1d_tiny(
     space_time_module: str = BACKBONE_MODULE,
     num_tokens: int = 8,
     dropout: float = 0.0,
+    tokenizer: Tokenizer = "tokenlearner",
+    token_transformer: TokenTransformer = "vector",
+    token_fusion: TokenFusion = "tokenfuser",
 ) -> X2Plus1D:
     """A narrow X(2+1)D (widths 8-32, one or two blocks per stage) for tests and CPU demos."""
     return _x2plus1d(
         space_time_module, num_classes=num_classes, num_frames=num_frames,
         widths=(8, 16, 24, 32), depths=(1, 1, 2, 2), stem_width=8, bottleneck_factor=2.0,
-        head_width=64, num_tokens=num_tokens, num_heads=4, dropout=dropout,
+        head_width=64, num_tokens=num_tokens, num_heads=4, dropout=dropout, tokenizer=tokenizer,
+        token_transformer=token_transformer, token_fusion=token_fusion,
     )

@@ -1,10 +1,23 @@
 """Standalone building blocks; each takes explicit arguments and documents its tensor shapes."""
 
 from videotl.models.layers.attention import JointSpaceTimeAttention, MultiHeadSelfAttention
+from videotl.models.layers.factorised_attention import SpatialAttention, TemporalAttention
 from videotl.models.layers.mlp import Mlp
-from videotl.models.layers.token_fuser import TokenFuser, TokenFuserV11
+from videotl.models.layers.mlp_mixer import TemporalMlpMixer
+from videotl.models.layers.token_fuser import TokenBroadcast, TokenFuser, TokenFuserV11
 from videotl.models.layers.token_learner import TokenLearner, TokenLearnerV11
-from videotl.models.layers.token_learner_module import TokenLearnerModule
+from videotl.models.layers.token_learner_module import (
+    TOKEN_FUSIONS,
+    TOKEN_TRANSFORMERS,
+    TOKENIZERS,
+    TokenLearnerModule,
+)
+from videotl.models.layers.tokenizers import (
+    DenseTokenizer,
+    FixedGridTokenizer,
+    PooledMlpTokenizer,
+    PriorOnlyTokenizer,
+)
 from videotl.models.layers.vector_transformer import (
     VectorTransformer,
     projected_vector_attention,
@@ -13,9 +26,20 @@ from videotl.models.layers.vector_transformer import (
 )
 
 __all__ = [
+    "TOKENIZERS",
+    "TOKEN_FUSIONS",
+    "TOKEN_TRANSFORMERS",
+    "DenseTokenizer",
+    "FixedGridTokenizer",
     "JointSpaceTimeAttention",
     "Mlp",
     "MultiHeadSelfAttention",
+    "PooledMlpTokenizer",
+    "PriorOnlyTokenizer",
+    "SpatialAttention",
+    "TemporalAttention",
+    "TemporalMlpMixer",
+    "TokenBroadcast",
     "TokenFuser",
     "TokenFuserV11",
     "TokenLearner",

@@ -76,3 +76,30 @@ class TokenFuserV11(nn.Module):
         y = self.mixed_norm(y)  # [B, T, S, C]
         weights = torch.sigmoid(self.weights(self.original_norm(x)))  # [B, T, P, S]
         return x + self.drop(weights @ y)
+
+
+class TokenBroadcast(nn.Module):
+    """Fusion by broadcasting: the average of each frame's ``S`` tokens is added to every location
+    of that frame, ``o_t = (1/S) sum_i y_{t,i}`` (the paper's Table 6 "broadcasting"). No
+    parameters; unlike TokenFuser, frame ``t`` only receives its own tokens.
+
+    Args:
+        num_tokens: tokens ``S`` per frame.
+
+    Shapes:
+        tokens ``y``: ``[B, T*S, C]``; residual ``x``: ``[B, C, T, H, W]``; output like ``x``.
+    """
+
+    def __init__(self, num_tokens: int) -> None:
+        super().__init__()
+        self.num_tokens = num_tokens
+
+    def forward(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        batch, channels, frames = x.shape[:3]
+        if y.shape[1] != self.num_tokens * frames:
+            raise ValueError(
+                f"TokenBroadcast expects S={self.num_tokens} tokens for each of the input's "
+                f"{frames} frames ({self.num_tokens * frames} tokens); got {y.shape[1]}"
+            )
+        averaged = y.reshape(batch, frames, self.num_tokens, channels).mean(dim=2)  # [B, T, C]
+        return x + averaged.transpose(1, 2)[..., None, None]
