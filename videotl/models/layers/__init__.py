@@ -2,9 +2,11 @@
 
 from videotl.models.layers.attention import JointSpaceTimeAttention, MultiHeadSelfAttention
 from videotl.models.layers.mlp import Mlp
+from videotl.models.layers.position import resize_grid_embedding
 from videotl.models.layers.token_fuser import TokenFuser, TokenFuserV11
 from videotl.models.layers.token_learner import TokenLearner, TokenLearnerV11
 from videotl.models.layers.token_learner_module import TokenLearnerModule
+from videotl.models.layers.transformer import DropPath, EncoderBlock
 from videotl.models.layers.vector_transformer import (
     VectorTransformer,
     projected_vector_attention,
@@ -13,6 +15,8 @@ from videotl.models.layers.vector_transformer import (
 )
 
 __all__ = [
+    "DropPath",
+    "EncoderBlock",
     "JointSpaceTimeAttention",
     "Mlp",
     "MultiHeadSelfAttention",
@@ -23,6 +27,7 @@ __all__ = [
     "TokenLearnerV11",
     "VectorTransformer",
     "projected_vector_attention",
+    "resize_grid_embedding",
     "vector_attention",
     "vector_attention_reference",
 ]
