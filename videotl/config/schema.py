@@ -9,7 +9,7 @@ value of the wrong type, or one outside a field's ``metadata`` bounds (``min``, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 
 def _field(default: Any, **bounds: Any) -> Any:
@@ -28,6 +28,18 @@ class ModelConfig:
     # TokenLearner: tokens learned per frame.
     num_tokens: int = _field(8, min=1)
     dropout: float = _field(0.5, min=0.0, max=1.0)
+    # ViT/ViViT (videotl.models.backbones.vivit): classify from the class token or from the
+    # average of the final tokens ("gap").
+    classifier: str = _field("token", choices=("token", "gap"))
+    # ViT/ViViT with token reduction (*_tl* models): the reducer (videotl.models.token_reducers).
+    token_reducer: str = "tokenlearner_v11"
+    # ViT/ViViT: dropout on attention weights; stochastic depth rate of the last block.
+    attention_dropout: float = _field(0.0, min=0.0, max=1.0)
+    drop_path: float = _field(0.0, min=0.0, max=0.99)
+    # ViT/ViViT: image-ViT weights (timm layout; .pth, .pt, .bin or .safetensors) to start from,
+    # and how 2D patch filters become tubelet filters: central frame or average over frames.
+    pretrained: Optional[str] = None
+    pretrained_inflation: str = _field("central", choices=("central", "average"))
 
 
 @dataclass
