@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Parameters and GFLOPs of a model and of each of its space-time modules, for the config's test
-input ``[3, data.num_frames, data.test_crop_size, data.test_crop_size]``.
+"""Parameters and GFLOPs of a model and of each of its reported modules (X(2+1)D: space-time
+modules; ViT/ViViT: encoder blocks, token reducers, token fusers), for the config's test input
+``[3, data.num_frames, data.test_crop_size, data.test_crop_size]``.
 
-GMACs count multiply-adds (conv, linear, matmul, attention); GFLOPs = 2 x GMACs.
+GMACs count multiply-adds (conv, linear, matmul, attention); GFLOPs = 2 x GMACs. A module's input
+is its first input's shape without the batch: ``[C, T, H, W]`` for space-time modules, ``[N, C]``
+for encoder blocks, ``[T', P, C]`` for token reducers, ``[T', S, C]`` for token fusers.
 
 ``--variant NAME`` selects one of the paper's ablations (``videotl.models.ablations``,
 docs/ABLATIONS.md): its overrides are applied before the trailing ones.
@@ -11,6 +14,7 @@ Example:
     python tools/model_stats.py --config configs/charades/x2plus1d_m_tokenlearner_64f.yaml
     python tools/model_stats.py --config CFG model.space_time_module=conv2d+conv1d --json
     python tools/model_stats.py --config CFG --variant fixed_grid_tokens --json
+    python tools/model_stats.py --config configs/kinetics400/vivit_l16_tl16at12.yaml
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ def format_table(stats: ModelComplexity, title: str) -> str:
         f"params: {stats.params:,} ({stats.params / 1e6:.2f}M)   "
         f"GMACs: {stats.gmacs:.2f}   GFLOPs: {stats.gflops:.2f}   (GFLOPs = 2 x multiply-adds)",
         "",
-        f"{'space-time module':<28}{'kind':<22}{'input [C, T, H, W]':<22}"
+        f"{'module':<28}{'kind':<22}{'input (no batch)':<22}"
         f"{'params':>12}{'GMACs':>10}{'GFLOPs':>10}",
     ]
     for module in stats.modules:

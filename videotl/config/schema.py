@@ -35,6 +35,18 @@ class ModelConfig:
     token_transformer: str = _field("vector", choices=("vector", "mhsa", "none"))
     token_fusion: str = _field("tokenfuser", choices=("tokenfuser", "broadcast"))
     dropout: float = _field(0.5, min=0.0, max=1.0)
+    # ViT/ViViT (videotl.models.backbones.vivit): classify from the class token or from the
+    # average of the final tokens ("gap").
+    classifier: str = _field("token", choices=("token", "gap"))
+    # ViT/ViViT with token reduction (*_tl* models): the reducer (videotl.models.token_reducers).
+    token_reducer: str = "tokenlearner_v11"
+    # ViT/ViViT: dropout on attention weights; stochastic depth rate of the last block.
+    attention_dropout: float = _field(0.0, min=0.0, max=1.0)
+    drop_path: float = _field(0.0, min=0.0, max=0.99)
+    # ViT/ViViT: image-ViT weights (timm layout; .pth, .pt, .bin or .safetensors) to start from,
+    # and how 2D patch filters become tubelet filters: central frame or average over frames.
+    pretrained: Optional[str] = None
+    pretrained_inflation: str = _field("central", choices=("central", "average"))
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """``build_model(cfg)``: the one adapter between the experiment config and model builders.
 
 Builders take explicit keyword arguments. Each builder argument named below is filled from the
-config key beside it; a config key whose value differs from its default but that the chosen model
-does not take is an error, so a setting never goes silently unused.
+config key beside it; a ``model.*`` key whose value differs from its default but that the chosen
+model does not take is an error, so a setting never goes silently unused. ``data.*`` keys describe
+the input and are passed only to the models that need them.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from torch import nn
 
 from videotl.config import ConfigError, ExperimentConfig
 from videotl.models import backbones  # noqa: F401  (registers the models)
+from videotl.models.backbones.vit_weights import CheckpointError
 from videotl.models.layers import TokenLearnerModule
 from videotl.models.registry import MODELS
-from videotl.registry import RegistryError
+from videotl.models.space_time import SPACE_TIME_MODULES
+from videotl.models.token_reducers import TOKEN_REDUCERS
+from videotl.registry import Registry, RegistryError
 
 # builder argument -> dotted config key
 BUILDER_ARGUMENTS = {
@@ -28,7 +32,21 @@ BUILDER_ARGUMENTS = {
     "tokenizer": "model.tokenizer",
     "token_transformer": "model.token_transformer",
     "token_fusion": "model.token_fusion",
+    "image_size": "data.train_crop_size",
+    "classifier": "model.classifier",
+    "token_reducer": "model.token_reducer",
+    "attention_dropout": "model.attention_dropout",
+    "drop_path": "model.drop_path",
+    "pretrained": "model.pretrained",
+    "pretrained_inflation": "model.pretrained_inflation",
 }
+
+# config keys whose value names an entry of a registry
+REGISTRY_KEYS: dict[str, Registry] = {
+    "model.space_time_module": SPACE_TIME_MODULES,
+    "model.token_reducer": TOKEN_REDUCERS,
+}
+
 # config keys that configure TokenLearnerModule: set to a non-default value, the built model must
 # contain one.
 TOKEN_LEARNER_KEYS = ("model.tokenizer", "model.token_transformer", "model.token_fusion")
@@ -48,8 +66,8 @@ def build_model(cfg: ExperimentConfig) -> nn.Module:
     arguments = model_arguments(cfg, builder)
     try:
         model = builder(**arguments)
-    except RegistryError as error:
-        raise ConfigError(f"model.space_time_module: {error}") from None
+    except CheckpointError as error:
+        raise ConfigError(f"model.pretrained: {error}") from None
     check_token_learner_keys_are_used(cfg, model, arguments)
     return model
 
@@ -62,8 +80,9 @@ def model_arguments(cfg: ExperimentConfig, builder: Any) -> dict[str, Any]:
     for argument, key in BUILDER_ARGUMENTS.items():
         value = _get(cfg, key)
         if argument in accepted:
+            _check_registered(key, value)
             arguments[argument] = value
-        elif value != _get(defaults, key):
+        elif key.startswith("model.") and value != _get(defaults, key):
             raise ConfigError(
                 f"{key}={value!r} does not apply to model {cfg.model.name!r}, which takes: "
                 f"{', '.join(BUILDER_ARGUMENTS[a] for a in accepted if a in BUILDER_ARGUMENTS)}"
@@ -88,6 +107,12 @@ def check_token_learner_keys_are_used(
         f"{', '.join(changed)} configures the TokenLearner module, but model "
         f"{cfg.model.name!r}{where} has none; choose a module with one (e.g. conv2d+tokenlearner)"
     )
+
+
+def _check_registered(key: str, value: Any) -> None:
+    registry = REGISTRY_KEYS.get(key)
+    if registry is not None and value not in registry:
+        raise ConfigError(f"{key}: {registry.unknown_message(value)}")
 
 
 def _get(cfg: Any, key: str) -> Any:

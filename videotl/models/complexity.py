@@ -1,7 +1,14 @@
-"""Parameter and multiply-add counts of a model and of each of its space-time modules.
+"""Parameter and multiply-add counts of a model and of each of its reported modules.
 
 Models are built on PyTorch's ``meta`` device and run once under ``FlopCounterMode``: shapes
 propagate, nothing is computed, so full-size networks are counted in well under a second.
+
+Reported modules are those with a string ``kind`` attribute: X(2+1)D's space-time modules, and in
+ViT/ViViT the encoder blocks, token reducers and token fusers. The ``input`` of an entry is the
+shape of the module's first input without the batch dimension: ``[C, T, H, W]`` for space-time
+modules, ``[N, C]`` (tokens, channels) for encoder blocks, ``[T', P, C]`` (temporal indices,
+tokens per index, channels) for token reducers and ``[T', S, C]`` for token fusers. Counts are for
+one network input; in ViViT's factorised encoder one spatial block runs on ``T'`` sequences.
 
 Convention: ``gmacs`` counts multiply-adds of convolutions, linear layers, matrix products and
 attention (``Q K^T`` and ``A V``, also for the per-channel vector attention); normalisation,
@@ -17,12 +24,10 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from videotl.models.space_time import SpaceTimeModule
-
 
 @dataclass
 class ModuleComplexity:
-    """Counts for one space-time module; ``input`` is ``[C, T, H, W]``."""
+    """Counts for one reported module; ``input`` is its first input's shape without the batch."""
 
     name: str
     kind: str
@@ -58,17 +63,23 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def has_kind(module: nn.Module) -> bool:
+    """The default choice of reported modules: those with a string ``kind`` attribute."""
+    return isinstance(getattr(module, "kind", None), str)
+
+
 def measure_complexity(
     build: Callable[[], nn.Module],
     input_shape: Sequence[int],
-    is_reported: Callable[[nn.Module], bool] = lambda m: isinstance(m, SpaceTimeModule),
+    is_reported: Callable[[nn.Module], bool] = has_kind,
 ) -> ModelComplexity:
     """Counts ``build()``'s parameters and multiply-adds for one input of ``input_shape``.
 
     Args:
         build: returns the model; it is called under ``torch.device("meta")``.
         input_shape: ``[C, T, H, W]`` (batch 1 is added).
-        is_reported: which submodules get their own entry (default: space-time modules).
+        is_reported: which submodules get their own entry (default: those with a ``kind``),
+            listed in the order they first run.
     """
     with torch.device("meta"):
         model = build()
@@ -86,6 +97,8 @@ def measure_complexity(
         for hook in hooks:
             hook.remove()
     counts = counter.get_flop_counts()
+    called = list(inputs)  # first-call order; modules never called come last
+    reported.sort(key=lambda item: called.index(item[0]) if item[0] in called else len(called))
     root = type(model).__name__
     modules = [
         ModuleComplexity(

@@ -4,6 +4,7 @@ from videotl.models.layers.attention import JointSpaceTimeAttention, MultiHeadSe
 from videotl.models.layers.factorised_attention import SpatialAttention, TemporalAttention
 from videotl.models.layers.mlp import Mlp
 from videotl.models.layers.mlp_mixer import TemporalMlpMixer
+from videotl.models.layers.position import resize_grid_embedding
 from videotl.models.layers.token_fuser import TokenBroadcast, TokenFuser, TokenFuserV11
 from videotl.models.layers.token_learner import TokenLearner, TokenLearnerV11
 from videotl.models.layers.token_learner_module import (
@@ -18,6 +19,7 @@ from videotl.models.layers.tokenizers import (
     PooledMlpTokenizer,
     PriorOnlyTokenizer,
 )
+from videotl.models.layers.transformer import DropPath, EncoderBlock
 from videotl.models.layers.vector_transformer import (
     VectorTransformer,
     projected_vector_attention,
@@ -30,6 +32,8 @@ __all__ = [
     "TOKEN_FUSIONS",
     "TOKEN_TRANSFORMERS",
     "DenseTokenizer",
+    "DropPath",
+    "EncoderBlock",
     "FixedGridTokenizer",
     "JointSpaceTimeAttention",
     "Mlp",
@@ -48,5 +52,6 @@ __all__ = [
     "VectorTransformer",
     "projected_vector_attention",
     "vector_attention",
+    "resize_grid_embedding",
     "vector_attention_reference",
 ]

@@ -23,6 +23,9 @@ class TokenLearner(nn.Module):
         num_tokens: tokens ``S`` learned per frame.
         num_conv_layers: convolutions in the attention function (>= 1).
         kernel_size: spatial kernel size of those convolutions (odd).
+        norm: LayerNorm over channels on the attention function's input (the maps are computed
+            from normalised features, the tokens pool the input itself), for un-normalised inputs
+            such as the residual stream of a Transformer.
 
     Shapes:
         input ``x``: ``[B, C, T, H, W]``;
@@ -36,6 +39,7 @@ class TokenLearner(nn.Module):
         num_tokens: int = 8,
         num_conv_layers: int = 1,
         kernel_size: int = 3,
+        norm: bool = False,
     ) -> None:
         super().__init__()
         if num_conv_layers < 1:
@@ -43,6 +47,7 @@ class TokenLearner(nn.Module):
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
         self.num_tokens = num_tokens
+        self.norm = nn.LayerNorm(in_channels) if norm else None
         layers: list[nn.Module] = []
         for index in range(num_conv_layers):
             if index > 0:
@@ -61,7 +66,8 @@ class TokenLearner(nn.Module):
         self, x: torch.Tensor, return_maps: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         _, _, _, height, width = x.shape
-        maps = torch.sigmoid(self.attention(x))  # [B, S, T, H, W]
+        features = x if self.norm is None else self.norm(x.movedim(1, -1)).movedim(-1, 1)
+        maps = torch.sigmoid(self.attention(features))  # [B, S, T, H, W]
         tokens = torch.einsum("bsthw,bcthw->btsc", maps, x) / (height * width)
         if return_maps:
             return tokens, maps.transpose(1, 2)
