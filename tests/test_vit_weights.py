@@ -127,7 +127,7 @@ def test_position_embeddings_are_resampled_and_repeated_over_time(tmp_path, caps
 def test_report_lists_missing_unexpected_and_skipped_keys(tmp_path, capsys):
     state = timm_model().state_dict()
     state["dist_token"] = torch.zeros(1, 1, DIM)
-    model = ours(depth=3, num_classes=5, reducer_layer=2, num_tokens=2)
+    model = ours(depth=3, num_classes=5, reducer_layers=2, num_tokens=2)
     report = load_image_vit(model, save(state, tmp_path / "vit.pth"))
     assert "encoder.blocks.2.attn.qkv.weight" in report.missing
     assert "encoder.reducers.0.mlp.fc1.weight" in report.missing

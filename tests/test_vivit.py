@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from videotl.config import ConfigError, load_config
 from videotl.models import MODELS, build_model, list_models
 from videotl.models.backbones.vivit import VisionTransformer
-from videotl.models.token_reducers import TOKEN_REDUCERS, ReducerSpec, build_token_reducer
+from videotl.models.token_reducers import ReducerSpec, build_token_reducer
 
 FAMILY = VisionTransformer.__module__
 VIVIT_MODELS = [n for n in list_models() if MODELS.get(n).__module__ == FAMILY]
@@ -124,7 +124,8 @@ def test_factorised_encoder_keeps_temporal_indices_apart_in_space():
     assert not torch.allclose(per_frame[0][1], per_frame[1][1])
 
 
-@pytest.mark.parametrize("kind", TOKEN_REDUCERS.names())
+# The other reducers need a block around them or a square count: tests/test_token_reducers.py.
+@pytest.mark.parametrize("kind", ["tokenlearner", "tokenlearner_v11"])
 def test_each_reducer_outputs_s_tokens_per_temporal_index(kind):
     reducer = build_token_reducer(kind, ReducerSpec(dim=12, num_tokens=3))
     assert reducer.kind == kind

@@ -5,26 +5,38 @@ modules; ViT/ViViT: encoder blocks, token reducers, token fusers), for the confi
 
 GMACs count multiply-adds (conv, linear, matmul, attention); GFLOPs = 2 x GMACs. A module's input
 is its first input's shape without the batch: ``[C, T, H, W]`` for space-time modules, ``[N, C]``
-for encoder blocks, ``[T', P, C]`` for token reducers, ``[T', S, C]`` for token fusers.
+for encoder blocks and ATS, ``[T', P, C]`` for other token reducers, ``[T', S, C]`` for token
+fusers.
 
 ``--variant NAME`` selects one of the paper's ablations (``videotl.models.ablations``,
 docs/ABLATIONS.md): its overrides are applied before the trailing ones.
+
+``--tokens K1,K2,...`` prints GFLOPs against the tokens per temporal index ``K`` that the
+model's reducer layers leave, for each reducer (``--reducers``, default all registered), beside
+the model without reduction (docs/TOKEN_REDUCERS.md).
+
+ATS keeps a data-dependent number of tokens: it is counted as if every ATS layer kept
+``--ats-kept N`` tokens per temporal index (each at most its K; default: K), and says so.
 
 Example:
     python tools/model_stats.py --config configs/charades/x2plus1d_m_tokenlearner_64f.yaml
     python tools/model_stats.py --config CFG model.space_time_module=conv2d+conv1d --json
     python tools/model_stats.py --config CFG --variant fixed_grid_tokens --json
     python tools/model_stats.py --config configs/kinetics400/vivit_l16_tl16at12.yaml
+    python tools/model_stats.py --config configs/kinetics400/vivit_b16_tl8at6.yaml \\
+        --tokens 4,16,49 --reducers tokenlearner_v11,ats,spatial_pool --ats-kept 8
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from videotl.config import ConfigError
-from videotl.models import build_model
 from videotl.models.ablations import ABLATION_VARIANTS
-from videotl.models.complexity import ModelComplexity, measure_complexity
+from videotl.models.complexity import ModelComplexity
+from videotl.models.reducer_complexity import TokenSweep, ats_kept_tokens, count_model, sweep_tokens
+from videotl.models.token_reducers import TOKEN_REDUCERS
 from videotl.registry import RegistryError
 from videotl.utils.cli import config_parser, exit_with_error, load_or_exit
 
@@ -47,10 +59,41 @@ def format_table(stats: ModelComplexity, title: str) -> str:
     return "\n".join(lines)
 
 
+def format_sweep(sweep: TokenSweep, title: str) -> str:
+    width = max(14, *(len(name) + 2 for name in sweep.gflops))
+    lines = [
+        title,
+        f"input [C, T, H, W]: {sweep.input}   reducers at layers {sweep.reducer_layers}",
+        f"GFLOPs without reduction: {sweep.baseline_gflops:.2f}",
+        "GFLOPs with K tokens per temporal index left at each reducer layer:",
+        f"{'K':>6}" + "".join(f"{name:>{width}}" for name in sweep.gflops),
+    ]
+    for row, count in enumerate(sweep.tokens):
+        cells = [sweep.gflops[name][row] for name in sweep.gflops]
+        lines.append(f"{count:>6}" + "".join(
+            f"{'-' if cell is None else f'{cell:.2f}':>{width}}" for cell in cells))
+    if "ats" in sweep.gflops:
+        kept = "K" if sweep.ats_kept is None else f"min({sweep.ats_kept}, K)"
+        lines.append(f"ats: K is its maximum; counted with {kept} kept tokens per temporal index "
+                     "(the count depends on the input: --ats-kept)")
+    for name, reasons in sweep.errors.items():
+        lines.extend(f"{name}, {reason}" for reason in reasons)
+    return "\n".join(lines)
+
+
+def ats_note(kept: list[int], given: int | None) -> str:
+    source = "--ats-kept" if given is not None else "K, the most ATS keeps; set --ats-kept"
+    return (f"ATS keeps a data-dependent number of tokens: counted with {kept} kept tokens per "
+            f"temporal index at its layers ({source})")
+
+
 def main() -> None:
     parser = config_parser(__doc__)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--variant", help="an ablation variant of docs/ABLATIONS.md")
+    parser.add_argument("--tokens", type=_counts, help="GFLOPs vs K: comma-separated counts")
+    parser.add_argument("--reducers", type=_names, help="reducers for --tokens (default: all)")
+    parser.add_argument("--ats-kept", type=int, help="kept tokens per temporal index for ATS")
     args = parser.parse_args()
     overrides = args.overrides
     if args.variant is not None:
@@ -58,18 +101,47 @@ def main() -> None:
             overrides = [*ABLATION_VARIANTS.get(args.variant).overrides, *overrides]
         except RegistryError as error:
             exit_with_error(ConfigError(f"--variant: {error}"))
+    if args.ats_kept is not None and args.ats_kept < 1:
+        exit_with_error(ConfigError(f"--ats-kept must be >= 1, got {args.ats_kept}"))
     cfg = load_or_exit(args.config, overrides)
-    size = cfg.data.test_crop_size
+    title = f"model {cfg.model.name} ({args.config}"
+    title += f", variant {args.variant})" if args.variant is not None else ")"
     try:
-        stats = measure_complexity(lambda: build_model(cfg), [3, cfg.data.num_frames, size, size])
+        if args.tokens is not None:
+            sweep = sweep_tokens(cfg, args.reducers or TOKEN_REDUCERS.names(), args.tokens,
+                                 args.ats_kept)
+            print(json.dumps(sweep.to_dict()) if args.json else format_sweep(sweep, title))
+            return
+        stats = count_model(cfg, args.ats_kept)
+        kept = ats_kept_tokens(cfg, args.ats_kept)
     except ConfigError as error:
         exit_with_error(error)
     if args.json:
-        print(json.dumps(stats.to_dict()))
+        out = stats.to_dict()
+        if kept:
+            out["ats_kept_tokens"] = kept
+        print(json.dumps(out))
     else:
-        title = f"model {cfg.model.name} ({args.config}"
-        title += f", variant {args.variant})" if args.variant is not None else ")"
-        print(format_table(stats, title))
+        print(format_table(stats, title) + (f"\n{ats_note(kept, args.ats_kept)}" if kept else ""))
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(item) for item in text.split(",")]
+    except ValueError:
+        message = f"expected comma-separated integers, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+    if any(count < 1 for count in counts):
+        raise argparse.ArgumentTypeError(f"counts must be >= 1, got {text!r}")
+    return counts
+
+
+def _names(text: str) -> list[str]:
+    names = [item.strip() for item in text.split(",")]
+    for name in names:
+        if name not in TOKEN_REDUCERS:
+            raise argparse.ArgumentTypeError(TOKEN_REDUCERS.unknown_message(name))
+    return names
 
 
 if __name__ == "__main__":

@@ -40,6 +40,13 @@ class ModelConfig:
     classifier: str = _field("token", choices=("token", "gap"))
     # ViT/ViViT with token reduction (*_tl* models): the reducer (videotl.models.token_reducers).
     token_reducer: str = "tokenlearner_v11"
+    # ... the blocks (from 0, increasing) at which reducers act (null: the model's own, e.g. [6]
+    # for *_tl8at6; []: none), and the tokens per temporal index each leaves (ATS: its maximum
+    # K), one value for all layers or one per layer (null: the model's own).
+    reducer_layers: Optional[List[int]] = None
+    reducer_tokens: Optional[List[int]] = None
+    # ... Token Pooling (token_pooling*): clustering iterations after the top-K initialisation.
+    token_pooling_iterations: int = _field(5, min=0)
     # ViT/ViViT: dropout on attention weights; stochastic depth rate of the last block.
     attention_dropout: float = _field(0.0, min=0.0, max=1.0)
     drop_path: float = _field(0.0, min=0.0, max=0.99)

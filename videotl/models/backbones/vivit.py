@@ -11,14 +11,16 @@
   ``T'`` frame representations;
 - image ViT: the unfactorised case with ``t = 1`` and ``T = 1`` (``[B, 3, H, W]`` is accepted).
 
-Token reduction: before block ``reducer_layer`` (counted from 0) of the (spatial) encoder, a token
-reducer (``videotl.models.token_reducers``, e.g. TokenLearner) turns each temporal index's ``P``
-patch tokens into ``S = num_tokens`` tokens, and the later blocks run on ``T' * S`` tokens: "16 at
-12" is ``S = 16`` with 12 blocks on the full grid before it. With ``token_fuser=True``, every block
-from ``reducer_layer`` on instead learns ``S`` tokens per temporal index from the full grid, runs
-on them, and TokenFuser v1.1 writes them back onto the grid with a residual (except after the
-last block when only the class token is read). The class token (if any) bypasses the reducer and
-is prepended to its output.
+Token reduction: at each of the blocks ``reducer_layers`` (counted from 0) of the (spatial)
+encoder, a token reducer (``videotl.models.token_reducers``: TokenLearner, ATS, Token Pooling,
+spatial pooling) turns each temporal index's ``P`` patch tokens into ``S = num_tokens`` tokens
+(ATS: at most ``S``), and the later blocks run on ``T' * S`` tokens: "16 at 12" is ``S = 16``
+with 12 blocks on the full grid before it. Reducers acting on a block's input (TokenLearner,
+Token Pooling, pooling) act before it; ATS acts inside it, on its attention queries. With
+``token_fuser=True``, every block from the reducer layer on instead learns ``S`` tokens per
+temporal index from the full grid, runs on them, and TokenFuser v1.1 writes them back onto the
+grid with a residual (except after the last block when only the class token is read). The class
+token (if any) bypasses the reducers and is always kept.
 
 Classification: ``classifier="token"`` (class token, then LayerNorm) or ``"gap"`` (no class token;
 average of all final tokens, then LayerNorm), then dropout and a linear layer.
@@ -26,8 +28,9 @@ average of all final tokens, then LayerNorm), then dropout and a linear layer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+import functools
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -35,6 +38,7 @@ from torch import nn
 from videotl.models.backbones.vit_weights import load_image_vit
 from videotl.models.layers import EncoderBlock, TokenFuserV11, resize_grid_embedding
 from videotl.models.registry import register_model
+from videotl.models.layers import TokenReducer
 from videotl.models.token_reducers import ReducerSpec, build_token_reducer
 
 CLASSIFIERS = ("token", "gap")
@@ -60,23 +64,30 @@ class TubeletEmbedding(nn.Module):
 
 
 class TokenEncoder(nn.Module):
-    """Encoder blocks over an optional class-token prefix and per-frame patch tokens, with an
-    optional token reducer (and TokenFuser).
+    """Encoder blocks over an optional class-token prefix and per-frame patch tokens, with
+    optional token reducers (and TokenFuser).
 
     Args:
         dim, depth, num_heads, mlp_dim: block sizes.
         attention_dropout: dropout on attention weights.
         drop_path: stochastic-depth rate of the last block (rising linearly from 0 at the first).
-        token_reducer: registered reducer name (used when ``reducer_layer`` is set).
-        reducer_layer: the first block that sees reduced tokens; None: no reduction.
-        num_tokens: tokens ``S`` per temporal index after reduction.
-        token_fuser: reduce, process and fuse back at every block from ``reducer_layer`` on.
+        token_reducer: registered reducer name (``videotl.models.token_reducers``).
+        reducer_layers: the blocks (increasing) at which a reducer acts: an input reducer
+            (TokenLearner, Token Pooling, pooling) before the block, a query reducer (ATS) inside
+            it, after the keys and values of every token; None or empty: no reduction.
+        num_tokens: tokens ``S`` per temporal index left by each reducer (ATS: its maximum),
+            one value for all or one per reducer layer.
+        token_fuser: reduce, process and fuse back at every block from the (single) reducer
+            layer on.
         read_grid: whether the patch tokens after the last block are used; if not (only the class
             token is read), the last block's learned tokens are not fused back (no dead fuser).
+        clustering_iterations: iterations of Token Pooling's clustering.
 
     Shapes:
         prefix ``[B, K, C]`` (``K`` = 0 or 1), tokens ``[B, T', P, C]`` laid out on ``grid``;
-        output ``[B, K + T' * N, C]`` with ``N = S`` after a reducer without fuser, else ``P``.
+        output ``[B, K + T' * N, C]`` with ``N`` the tokens per temporal index after the last
+        reducer (``P`` without reducer or with the fuser). After ATS, ``N`` is the batch's largest
+        kept count and ``key_mask`` (``[B, K + T' * N]``, False for padding) marks real tokens.
     """
 
     def __init__(
@@ -88,63 +99,151 @@ class TokenEncoder(nn.Module):
         attention_dropout: float = 0.0,
         drop_path: float = 0.0,
         token_reducer: str = DEFAULT_REDUCER,
-        reducer_layer: int | None = None,
-        num_tokens: int = 8,
+        reducer_layers: int | Sequence[int] | None = None,
+        num_tokens: int | Sequence[int] = 8,
         token_fuser: bool = False,
         read_grid: bool = True,
+        clustering_iterations: int = 5,
     ) -> None:
         super().__init__()
-        if reducer_layer is not None and not 0 <= reducer_layer < depth:
-            raise ValueError(f"reducer_layer must be in [0, {depth}), got {reducer_layer}")
-        if token_fuser and reducer_layer is None:
-            raise ValueError("token_fuser needs a reducer_layer")
+        layers = _reducer_layers(reducer_layers, depth)
+        counts = _tokens_per_layer(num_tokens, layers)
+        if token_fuser and len(layers) != 1:
+            raise ValueError(f"token_fuser needs one reducer layer, got {list(layers)}")
         rates = [drop_path * index / max(depth - 1, 1) for index in range(depth)]
         self.blocks = nn.ModuleList(
             EncoderBlock(dim, num_heads, mlp_dim, attention_dropout, drop_path=rate)
             for rate in rates
         )
-        self.reducer_layer = reducer_layer
+        self.reducer_layers = layers
         self.token_fuser = token_fuser
-        reduced_blocks = 0 if reducer_layer is None else depth - reducer_layer
-        spec = ReducerSpec(dim, num_tokens)
-        self.reducers = nn.ModuleList(
-            build_token_reducer(token_reducer, spec)
-            for _ in range(reduced_blocks if token_fuser else min(reduced_blocks, 1))
-        )
-        fused_blocks = reduced_blocks - (0 if read_grid else 1) if token_fuser else 0
-        self.fusers = nn.ModuleList(_token_fuser(dim, num_tokens) for _ in range(fused_blocks))
+        specs = [ReducerSpec(dim, count, clustering_iterations) for count in counts[:len(layers)]]
+        if token_fuser:  # one reducer for every block from the reducer layer on
+            specs = specs * (depth - layers[0])
+        self.reducers = nn.ModuleList(build_token_reducer(token_reducer, spec) for spec in specs)
+        _check_reducers(list(self.reducers), layers, token_fuser)
+        fused_blocks = depth - layers[0] - (0 if read_grid else 1) if token_fuser else 0
+        self.fusers = nn.ModuleList(_token_fuser(dim, counts[0]) for _ in range(fused_blocks))
 
     def forward(
         self, prefix: torch.Tensor, tokens: torch.Tensor, grid: tuple[int, int]
     ) -> torch.Tensor:
-        frames, keep = tokens.shape[1], prefix.shape[1]
-        x = torch.cat([prefix, tokens.flatten(1, 2)], dim=1)
+        state = TokenSequence(
+            torch.cat([prefix, tokens.flatten(1, 2)], dim=1), prefix.shape[1], tokens.shape[1], grid
+        )
         for index, block in enumerate(self.blocks):
-            if index == self.reducer_layer and not self.token_fuser:
-                reduced = self.reducers[0](x[:, keep:].unflatten(1, (frames, -1)), grid)
-                x = torch.cat([x[:, :keep], reduced.flatten(1, 2)], dim=1)
-            if self.token_fuser and index >= self.reducer_layer:
-                x = self._fused_block(index - self.reducer_layer, block, x, keep, frames, grid)
+            if self.token_fuser and index >= self.reducer_layers[0]:
+                x = self._fused_block(index - self.reducer_layers[0], block, state)
+                state = TokenSequence(x, state.num_prefix, state.frames, state.grid)
             else:
-                x = block(x)
-        return x
+                state = self._block(index, block, state)
+        return state.x
 
-    def _fused_block(
-        self,
-        position: int,
-        block: nn.Module,
-        x: torch.Tensor,
-        keep: int,
-        frames: int,
-        grid: tuple[int, int],
-    ) -> torch.Tensor:
+    def _block(self, index: int, block: nn.Module, state: TokenSequence) -> TokenSequence:
+        """Runs block ``index``, with the reducer acting there (if any)."""
+        reducer = self._reducer_at(index)
+        select = None
+        if reducer is not None and reducer.acts_on == "input":
+            state = _reduce_input(reducer, state)
+        elif reducer is not None:
+            select = functools.partial(reducer, num_prefix=state.num_prefix, frames=state.frames)
+        next_reducer = self._reducer_at(index + 1)
+        received = next_reducer is not None and next_reducer.needs_significance
+        if select is None and not received:
+            return replace(state, x=block(state.x, state.key_mask), received=None)
+        out = block(state.x, state.key_mask, select=select, received=received)
+        if out.selection is None:
+            return replace(state, x=out.tokens, received=out.received)
+        return TokenSequence(out.tokens, state.num_prefix, state.frames, None,
+                             out.selection.mask, out.received)
+
+    def _reducer_at(self, index: int) -> TokenReducer | None:
+        if self.token_fuser or index not in self.reducer_layers:
+            return None
+        return self.reducers[self.reducer_layers.index(index)]
+
+    def _fused_block(self, position: int, block: nn.Module, state: TokenSequence) -> torch.Tensor:
         """Learns tokens from the grid, runs ``block`` on them, fuses them back onto the grid."""
-        tokens = x[:, keep:].unflatten(1, (frames, -1))  # [B, T', P, C]
-        learned = self.reducers[position](tokens, grid)  # [B, T', S, C]
-        y = block(torch.cat([x[:, :keep], learned.flatten(1, 2)], dim=1))
+        keep, tokens = state.num_prefix, state.patches()  # [B, T', P, C]
+        learned = self.reducers[position](tokens, state.grid)  # [B, T', S, C]
+        y = block(torch.cat([state.x[:, :keep], learned.flatten(1, 2)], dim=1))
         if position < len(self.fusers):
-            tokens = self.fusers[position](y[:, keep:].unflatten(1, (frames, -1)), tokens)
+            tokens = self.fusers[position](y[:, keep:].unflatten(1, (state.frames, -1)), tokens)
         return torch.cat([y[:, :keep], tokens.flatten(1, 2)], dim=1)
+
+
+@dataclass
+class TokenSequence:
+    """The encoder's running sequence ``x`` ``[B, K + T' * N, C]``: ``num_prefix`` (``K``) class
+    tokens, then ``N`` tokens for each of ``frames`` (``T'``) temporal indices, laid out on
+    ``grid`` (None once a reducer left it); ``key_mask`` ``[B, K + T' * N]`` marks real tokens
+    (None: all); ``received`` ``[B, K + T' * N]``: the attention each token received in the
+    block that produced ``x``, when the next reducer needs it."""
+
+    x: torch.Tensor
+    num_prefix: int
+    frames: int
+    grid: tuple[int, int] | None
+    key_mask: torch.Tensor | None = None
+    received: torch.Tensor | None = None
+
+    def patches(self) -> torch.Tensor:
+        """``[B, T', N, C]``."""
+        return self.x[:, self.num_prefix:].unflatten(1, (self.frames, -1))
+
+
+def _reduce_input(reducer: TokenReducer, state: TokenSequence) -> TokenSequence:
+    """Replaces the patch tokens by the output of an input reducer."""
+    if state.key_mask is not None:
+        raise ValueError(f"{reducer.kind} cannot follow a reducer that keeps a varying number of "
+                         "tokens (ATS)")
+    significance = None
+    if reducer.needs_significance:
+        significance = state.received[:, state.num_prefix:].unflatten(1, (state.frames, -1))
+    reduced = reducer(state.patches(), state.grid, significance)  # [B, T', S, C]
+    grid = reducer.output_grid(state.grid) if reducer.keeps_grid else None
+    x = torch.cat([state.x[:, :state.num_prefix], reduced.flatten(1, 2)], dim=1)
+    return TokenSequence(x, state.num_prefix, state.frames, grid)
+
+
+def _reducer_layers(layers: int | Sequence[int] | None, depth: int) -> tuple[int, ...]:
+    layers = () if layers is None else (layers,) if isinstance(layers, int) else tuple(layers)
+    if any(not 0 <= layer < depth for layer in layers):
+        raise ValueError(f"reducer layers must be in [0, {depth}), got {list(layers)}")
+    if any(a >= b for a, b in zip(layers, layers[1:])):
+        raise ValueError(f"reducer layers must increase, got {list(layers)}")
+    return layers
+
+
+def _tokens_per_layer(num_tokens: int | Sequence[int], layers: tuple[int, ...]) -> list[int]:
+    counts = [num_tokens] if isinstance(num_tokens, int) else list(num_tokens)
+    if len(counts) == 1:
+        counts = counts * max(len(layers), 1)
+    if len(counts) != max(len(layers), 1):
+        raise ValueError(f"reducer tokens {counts} must be one value or one per reducer layer "
+                         f"{list(layers)}")
+    if any(count < 1 for count in counts):
+        raise ValueError(f"reducer tokens must be >= 1, got {counts}")
+    return counts
+
+
+def _check_reducers(reducers: list[TokenReducer], layers: tuple[int, ...], fuser: bool) -> None:
+    """Refuses reducer placements that cannot get what the reducers need."""
+    if fuser:
+        reducer = reducers[0]
+        if reducer.acts_on != "input" or reducer.needs_significance:
+            raise ValueError(f"token_fuser needs a reducer that learns tokens from the grid alone "
+                             f"(tokenlearner, tokenlearner_v11, spatial_pool), not {reducer.kind}")
+        return
+    on_grid = True
+    for layer, reducer in zip(layers, reducers):
+        if reducer.needs_grid and not on_grid:
+            raise ValueError(f"{reducer.kind} at layer {layer} needs the tokens on their grid, "
+                             "which an earlier reducer left")
+        if reducer.needs_significance and layer == 0:
+            raise ValueError(f"{reducer.kind} weighs tokens by the attention they received in the "
+                             "block before it, so it cannot act at layer 0")
+        on_grid = reducer.keeps_grid
 
 
 def _token_fuser(dim: int, num_tokens: int) -> TokenFuserV11:
@@ -166,8 +265,9 @@ class VisionTransformer(nn.Module):
             attention heads, MLP width.
         temporal_depth: blocks of the temporal encoder; 0 builds the unfactorised model.
         classifier: ``"token"`` or ``"gap"``.
-        token_reducer, reducer_layer, num_tokens, token_fuser: token reduction in the (spatial)
-            encoder (see ``TokenEncoder``); ``reducer_layer=None`` disables it.
+        token_reducer, reducer_layers, num_tokens, token_fuser, clustering_iterations: token
+            reduction in the (spatial) encoder (see ``TokenEncoder``); ``reducer_layers=None``
+            disables it.
         dropout: dropout before the classifier.
         attention_dropout: dropout on attention weights.
         drop_path: stochastic-depth rate of each encoder's last block.
@@ -191,12 +291,13 @@ class VisionTransformer(nn.Module):
         temporal_depth: int = 0,
         classifier: str = "token",
         token_reducer: str = DEFAULT_REDUCER,
-        reducer_layer: int | None = None,
-        num_tokens: int = 8,
+        reducer_layers: int | Sequence[int] | None = None,
+        num_tokens: int | Sequence[int] = 8,
         token_fuser: bool = False,
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
         drop_path: float = 0.0,
+        clustering_iterations: int = 5,
     ) -> None:
         super().__init__()
         if classifier not in CLASSIFIERS:
@@ -221,8 +322,13 @@ class VisionTransformer(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, positions, dim))
         self.encoder = TokenEncoder(
             dim, depth, num_heads, mlp_dim, attention_dropout, drop_path,
-            token_reducer, reducer_layer, num_tokens, token_fuser, read_grid=classifier == "gap",
+            token_reducer, reducer_layers, num_tokens, token_fuser, read_grid=classifier == "gap",
+            clustering_iterations=clustering_iterations,
         )
+        for reducer in self.encoder.reducers:
+            if reducer.needs_class_token and classifier != "token":
+                raise ValueError(f"{reducer.kind} scores tokens by the class token's attention; "
+                                 f"use classifier 'token', not {classifier!r}")
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.temporal_encoder: TokenEncoder | None = None
         if temporal_depth:
@@ -373,7 +479,8 @@ def _video(name: str, doc: str, architecture: dict) -> None:
 
 
 def _video_reduced(name: str, doc: str, architecture: dict) -> None:
-    """Registers a ViViT with a token reducer (``model.token_reducer`` chooses which)."""
+    """Registers a ViViT with token reducers (``model.token_reducer`` chooses which;
+    ``model.reducer_layers`` and ``model.reducer_tokens`` replace the name's placement)."""
 
     def builder(
         num_classes: int = 400,
@@ -381,6 +488,9 @@ def _video_reduced(name: str, doc: str, architecture: dict) -> None:
         image_size: int = 224,
         classifier: str = "token",
         token_reducer: str = DEFAULT_REDUCER,
+        reducer_layers: list[int] | None = None,
+        reducer_tokens: list[int] | None = None,
+        token_pooling_iterations: int = 5,
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
         drop_path: float = 0.0,
@@ -388,10 +498,12 @@ def _video_reduced(name: str, doc: str, architecture: dict) -> None:
         pretrained_inflation: str = "central",
     ) -> VisionTransformer:
         return _build(
-            {"tubelet_size": 2, **architecture}, pretrained, pretrained_inflation,
+            _placed({"tubelet_size": 2, **architecture}, reducer_layers, reducer_tokens),
+            pretrained, pretrained_inflation,
             num_classes=num_classes, num_frames=num_frames, image_size=image_size,
             classifier=classifier, token_reducer=token_reducer, dropout=dropout,
             attention_dropout=attention_dropout, drop_path=drop_path,
+            clustering_iterations=token_pooling_iterations,
         )
 
     _register(name, doc, builder)
@@ -419,25 +531,38 @@ def _image(name: str, doc: str, architecture: dict) -> None:
 
 
 def _image_reduced(name: str, doc: str, architecture: dict) -> None:
-    """Registers an image ViT with a token reducer (``model.token_reducer`` chooses which)."""
+    """Registers an image ViT with token reducers (``model.token_reducer`` chooses which;
+    ``model.reducer_layers`` and ``model.reducer_tokens`` replace the name's placement)."""
 
     def builder(
         num_classes: int = 1000,
         image_size: int = 224,
         classifier: str = "token",
         token_reducer: str = DEFAULT_REDUCER,
+        reducer_layers: list[int] | None = None,
+        reducer_tokens: list[int] | None = None,
+        token_pooling_iterations: int = 5,
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
         drop_path: float = 0.0,
         pretrained: str | None = None,
     ) -> VisionTransformer:
         return _build(
-            architecture, pretrained, "central", num_classes=num_classes, image_size=image_size,
-            classifier=classifier, token_reducer=token_reducer, dropout=dropout,
-            attention_dropout=attention_dropout, drop_path=drop_path,
+            _placed(architecture, reducer_layers, reducer_tokens), pretrained, "central",
+            num_classes=num_classes, image_size=image_size, classifier=classifier,
+            token_reducer=token_reducer, dropout=dropout, attention_dropout=attention_dropout,
+            drop_path=drop_path, clustering_iterations=token_pooling_iterations,
         )
 
     _register(name, doc, builder)
+
+
+def _placed(
+    architecture: dict, reducer_layers: list[int] | None, reducer_tokens: list[int] | None
+) -> dict:
+    """The architecture with the reducer layers and tokens replaced where given (not None)."""
+    changes = {"reducer_layers": reducer_layers, "num_tokens": reducer_tokens}
+    return {**architecture, **{k: v for k, v in changes.items() if v is not None}}
 
 
 def _register(name: str, doc: str, builder: Callable[..., VisionTransformer]) -> None:
@@ -447,7 +572,7 @@ def _register(name: str, doc: str, builder: Callable[..., VisionTransformer]) ->
 
 
 def _tl(num_tokens: int, layer: int, fuser: bool = False) -> dict:
-    return dict(num_tokens=num_tokens, reducer_layer=layer, token_fuser=fuser)
+    return dict(num_tokens=num_tokens, reducer_layers=layer, token_fuser=fuser)
 
 
 # ViViT model 1 (unfactorised), tubelets 2 x p x p: sizes B, L, H with patches 16, 14 and 10.
@@ -464,6 +589,8 @@ _video("vivit_b16_fe", "ViViT-B/16x2, factorised encoder (12 spatial + 4 tempora
 _video("vivit_l16_fe", "ViViT-L/16x2, factorised encoder (24 spatial + 4 temporal blocks).",
        _architecture(LARGE, 16, temporal_depth=4))
 # TokenLearner + ViViT (Table 7): "S at l" on ViViT-L, with extra blocks after TokenLearner.
+_video_reduced("vivit_b16_tl8at6", "ViViT-B/16x2 with 8 tokens at layer 6 (ViT-B/16's placement).",
+               _architecture(BASE, 16, **_tl(8, 6)))
 _video_reduced("vivit_l16_tl16at12", "ViViT-L/16x2 with 16 tokens at layer 12 (24 blocks).",
                _architecture(LARGE, 16, **_tl(16, 12)))
 _video_reduced("vivit_l16_tl8at18", "ViViT-L/16x2 with 8 tokens at layer 18 (24+6 blocks).",

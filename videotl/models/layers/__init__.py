@@ -1,6 +1,11 @@
 """Standalone building blocks; each takes explicit arguments and documents its tensor shapes."""
 
-from videotl.models.layers.attention import JointSpaceTimeAttention, MultiHeadSelfAttention
+from videotl.models.layers.adaptive_token_sampling import AdaptiveTokenSampler
+from videotl.models.layers.attention import (
+    AttentionContext,
+    JointSpaceTimeAttention,
+    MultiHeadSelfAttention,
+)
 from videotl.models.layers.factorised_attention import SpatialAttention, TemporalAttention
 from videotl.models.layers.mlp import Mlp
 from videotl.models.layers.mlp_mixer import TemporalMlpMixer
@@ -13,13 +18,15 @@ from videotl.models.layers.token_learner_module import (
     TOKENIZERS,
     TokenLearnerModule,
 )
+from videotl.models.layers.token_pooling import TokenPooling
+from videotl.models.layers.token_reduction import TokenReducer
 from videotl.models.layers.tokenizers import (
     DenseTokenizer,
     FixedGridTokenizer,
     PooledMlpTokenizer,
     PriorOnlyTokenizer,
 )
-from videotl.models.layers.transformer import DropPath, EncoderBlock
+from videotl.models.layers.transformer import BlockOutput, DropPath, EncoderBlock, QuerySelection
 from videotl.models.layers.vector_transformer import (
     VectorTransformer,
     projected_vector_attention,
@@ -28,6 +35,12 @@ from videotl.models.layers.vector_transformer import (
 )
 
 __all__ = [
+    "AdaptiveTokenSampler",
+    "AttentionContext",
+    "BlockOutput",
+    "QuerySelection",
+    "TokenPooling",
+    "TokenReducer",
     "TOKENIZERS",
     "TOKEN_FUSIONS",
     "TOKEN_TRANSFORMERS",
