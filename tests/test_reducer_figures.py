@@ -124,3 +124,24 @@ def test_ats_counts_say_which_kept_count_they_assume(capsys, monkeypatch, repo):
     status, _, err = run_tool(capsys, monkeypatch, repo, "--config",
                               "configs/imagenet/vit_b16_384.yaml", "--tokens", "4")
     assert status == 2 and "has no token reducer to sweep" in err
+
+
+ATS_SUPPLEMENT = {108: 3.0, 78: 2.5, 48: 2.0}  # single-stage DeiT-S + ATS: K -> average GFLOPs
+
+
+@pytest.mark.parametrize("tokens", sorted(ATS_SUPPLEMENT))
+def test_ats_in_deit_s_matches_the_supplement(tokens):
+    """DeiT-S (ViT-S/16 at 224^2) has 22.05M parameters and 4.6 GFLOPs (multiply-adds; ATS
+    supplement Table 1); with ATS at stage 3 keeping K tokens, 3, 2.5 and 2 GFLOPs on average
+    (§5.1). Those averages are over the kept counts K' <= K seen on ImageNet, so counting with
+    K' = K gives at most a few percent more."""
+    common = ["model.num_classes=1000", "data.num_frames=1", "data.train_crop_size=224",
+              "data.test_crop_size=224"]
+    deit = count_model(load_config(None, ["model.name=vit_s16", *common]))
+    assert deit.params == pytest.approx(22.05e6, rel=1e-3)
+    assert deit.gmacs == pytest.approx(4.6, rel=0.01)
+    ats = count_model(load_config(None, [
+        "model.name=vit_s16_tl8at6", "model.token_reducer=ats", "model.reducer_layers=[3]",
+        f"model.reducer_tokens=[{tokens}]", *common]))
+    assert ats.params == deit.params  # parameter-free
+    assert ATS_SUPPLEMENT[tokens] <= ats.gmacs <= 1.035 * ATS_SUPPLEMENT[tokens]

@@ -606,11 +606,13 @@ _video_reduced(
 )
 # Image ViT (Table 1) and TokenLearner ViT (Tables 1, 2, 5), TokenLearner at the middle.
 _image("vit_s32", "ViT-S/32.", _architecture(SMALL, 32))
+_image("vit_s16", "ViT-S/16 (DeiT-S's architecture).", _architecture(SMALL, 16))
 _image("vit_b32", "ViT-B/32.", _architecture(BASE, 32))
 _image("vit_b16", "ViT-B/16.", _architecture(BASE, 16))
 _image("vit_l16", "ViT-L/16.", _architecture(LARGE, 16))
 for _name, _doc, _arch in (
     ("vit_s32_tl8at6", "ViT-S/32 with 8 tokens at layer 6.", _architecture(SMALL, 32, **_tl(8, 6))),
+    ("vit_s16_tl8at6", "ViT-S/16 with 8 tokens at layer 6.", _architecture(SMALL, 16, **_tl(8, 6))),
     ("vit_b32_tl8at6", "ViT-B/32 with 8 tokens at layer 6.", _architecture(BASE, 32, **_tl(8, 6))),
     ("vit_b16_tl8at6", "ViT-B/16 with 8 tokens at layer 6.", _architecture(BASE, 16, **_tl(8, 6))),
     ("vit_b16_tl16at6", "ViT-B/16 with 16 tokens at layer 6.",
