@@ -47,4 +47,3 @@ def synthetic_avid(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_charades(tmp_path_factory) -> Path:
     return _synthetic(tmp_path_factory, "charades")
-

@@ -156,8 +156,8 @@ def test_training_retries_other_videos_and_counts_failures(tmp_path, caplog):
     def dataset(fraction):
         return ClipDataset(
             entries, "train", num_classes=3, multilabel=False, class_names=["a", "b", "c"],
-            sampling=ClipSampling(4), train_transform=TrainTransform([48, 48], 48, [0.45] * 3,
-                                                                      [0.225] * 3),
+            sampling=ClipSampling(4),
+            train_transform=TrainTransform([48, 48], 48, [0.45] * 3, [0.225] * 3),
             eval_transform=EvalTransform(48, 1, [0.45] * 3, [0.225] * 3),
             policy=LoadingPolicy(max_failure_fraction=fraction),
         )

@@ -149,8 +149,8 @@ def test_ensure_generates_once_even_when_called_concurrently(tmp_path):
     for thread in threads:
         thread.join()
     assert sorted(results) == [False, False, True]
-    assert sorted(p.name for p in root.iterdir()) == ["classes.txt", "test.csv", "train",
-                                                       "train.csv", "val", "val.csv"]
+    names = sorted(p.name for p in root.iterdir())
+    assert names == ["classes.txt", "test.csv", "train", "train.csv", "val", "val.csv"]
     assert not [p for p in root.parent.iterdir() if "staging" in p.name]  # nothing left over
     assert not ensure_synthetic_dataset("kinetics", root, **options)
 
