@@ -264,3 +264,18 @@ def test_charades_bad_action_names_row(synthetic_charades, tmp_path):
         'AB12C,S1,room,7,7,Yes,"x, y",o,d,c001 1.0 2.0;c999 0.5 1.0,10.0\n')
     with pytest.raises(AnnotationError, match=r"Charades_v1_train.csv:2 \(id AB12C\).*'c999"):
         build_dataset(small_data_config("charades", root), "train")
+
+
+@pytest.mark.parametrize("kind, folder", [("kinetics", "kinetics400"), ("charades", "charades"),
+                                          ("avid", "avid")])
+def test_shipped_synthetic_configs_build_their_dataset(repo, tmp_path, kind, folder):
+    from videotl.config import load_config
+
+    cfg = load_config(repo / "configs" / folder / "synthetic.yaml", [
+        f"data.root={tmp_path / kind}", "data.synthetic_train_videos=2",
+        "data.synthetic_eval_videos=1", "data.num_workers=0"])
+    dataset = build_dataset(cfg, "train")
+    assert dataset.num_classes == cfg.model.num_classes
+    item = dataset[0]
+    size = cfg.data.train_crop_size
+    assert item["video"].shape == (3, cfg.data.num_frames, size, size)

@@ -244,3 +244,15 @@ def test_pyav_skips_unreferenced_frames_but_decodes_wanted_ones(video):
     frames = VideoReader(video, backend="pyav").get_frames(wanted)
     assert [decoded_index(f) for f in frames.numpy()] == wanted
     assert np.array_equal(frames.numpy()[0], VideoReader(video).get_frames([1]).numpy()[0])
+
+
+def test_decord_index_disagreeing_with_timestamps_falls_back_to_pyav(video, monkeypatch):
+    import decord
+
+    original = decord.VideoReader.get_frame_timestamp
+    monkeypatch.setattr(decord.VideoReader, "get_frame_timestamp",
+                        lambda self, idx: original(self, idx) + 1 / 30)  # shifted by a frame
+    reader = VideoReader(video, backend="decord")
+    frames = reader.get_frames([3, 40])
+    assert reader.backend == "pyav"
+    assert [decoded_index(f) for f in frames.numpy()] == [3, 40]

@@ -16,8 +16,9 @@ Decoding:
 * ``pyav`` seeks to the keyframe before the first wanted frame, decodes forward and converts
   only the wanted frames to RGB. H.264 packets of frames that are neither wanted nor referenced
   by other frames (``nal_ref_idc == 0``) are not decoded at all.
-* When decord fails on a file (it cannot open it, or raises while decoding), the reader falls
-  back to PyAV for that file and logs it once. When no backend can decode the frames,
+* When decord fails on a file (it cannot open it, raises while decoding, or its frame index
+  disagrees with the stream's timestamps), the reader falls back to PyAV for that file and logs
+  it once. When no backend can decode the frames,
   ``VideoDecodeError`` names the file and the reason.
 
 If frames at the end of the index fail to decode (a truncated last packet), the reader lowers
@@ -274,6 +275,8 @@ class VideoReader:
             raise IndexError(
                 f"frame indices {bad[:5]} outside [0, {self.num_frames}) in {self.path}"
             )
+        if self.backend == "decord" and not _decord_available():
+            self.backend = "pyav"
         if self.backend == "decord":
             try:
                 return self._decord_frames(wanted)
@@ -316,12 +319,21 @@ class VideoReader:
         limit = min(len(reader), self.num_frames)
         if max(wanted) >= limit:  # decord may hang past the real end: never ask it
             raise IndexError(f"decord indexed only {limit} frames")
+        self._check_timestamps(reader, wanted)
         batch = reader.get_batch(wanted)
         reader.seek(0)  # rewinding releases the frames decord buffers (memory stays flat)
         frames = torch.from_numpy(batch.asnumpy()) if hasattr(batch, "asnumpy") else batch
         if tuple(frames.shape[1:3]) != (self.size[1], self.size[0]):
             raise RuntimeError(f"decord returned frames of shape {tuple(frames.shape)}")
         return frames
+
+    def _check_timestamps(self, reader: Any, wanted: list[int]) -> None:
+        """decord's frame ``i`` must be ours: its index can differ on damaged files (packets we
+        drop), and then its frames would be shifted."""
+        theirs = np.asarray(reader.get_frame_timestamp(wanted))[:, 0]
+        ours = self._index.pts[wanted].astype(np.float64) * float(self._index.time_base)
+        if np.abs(theirs - ours).max() > 0.5 / self.fps:
+            raise RuntimeError("decord's frame index disagrees with the stream's timestamps")
 
     def _pyav_frames(self, wanted: list[int]) -> torch.Tensor:
         import av
@@ -346,6 +358,16 @@ class VideoReader:
             _log_once(self.path, f"{self.path}: only {num_frames} of {self.num_frames} indexed "
                                  "frames decode; repeating the last one")
             self.num_frames = num_frames
+
+
+@lru_cache(maxsize=1)
+def _decord_available() -> bool:
+    try:
+        import decord  # noqa: F401
+    except ImportError as error:
+        logger.warning("decord is not available (%s); decoding with PyAV", error)
+        return False
+    return True
 
 
 _LOGGED: set[str] = set()
