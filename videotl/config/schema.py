@@ -58,11 +58,48 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Input clips."""
+    """Input clips and the dataset they come from (see docs/DATASETS.md)."""
 
     num_frames: int = _field(16, min=1)
     train_crop_size: int = _field(224, min=1)
     test_crop_size: int = _field(256, min=1)
+    # Dataset (videotl.data.DATASETS): "kinetics", "charades" or "avid", read under `root`.
+    dataset: str = "kinetics"
+    root: str = "data/kinetics400"
+    # Folder of the videos, relative to `root` ("" = `root` itself).
+    video_dir: str = ""
+    # Class-name list, relative to `root` ("" = the dataset's own default file name).
+    class_names_file: str = ""
+    # Clip sampling: `sampling_fps` frames per second when set, otherwise every
+    # `frame_stride`-th native frame.
+    sampling_fps: Optional[float] = _field(None, min=0.01)
+    frame_stride: int = _field(4, min=1)
+    # Training augmentation: short side drawn in [min, max], random crop, horizontal flip.
+    train_jitter_scales: List[int] = field(default_factory=lambda: [256, 320])
+    random_flip: bool = True
+    # Normalisation of [0, 1] pixel values, per RGB channel.
+    mean: List[float] = field(default_factory=lambda: [0.45, 0.45, 0.45])
+    std: List[float] = field(default_factory=lambda: [0.225, 0.225, 0.225])
+    # Decoding: backend, its threads per loader process, and resizing inside the decoder.
+    decoder: str = _field("decord", choices=("decord", "pyav"))
+    decoder_threads: int = _field(1, min=0)
+    resize_at_decode: bool = True
+    # DataLoader processes (0 = load in the main process) and pinned host memory.
+    num_workers: int = _field(4, min=0)
+    pin_memory: bool = True
+    # Robustness: a file listing videos to skip (one per line, relative to `root`); the
+    # fraction of training videos that may fail before training stops; retries per item.
+    exclude_file: str = ""
+    max_failure_fraction: float = _field(0.01, min=0.0, max=1.0)
+    clip_retries: int = _field(2, min=0)
+    video_retries: int = _field(10, min=0)
+    # Synthetic data (videotl.data.synthetic): generated into `root` when its annotation
+    # files are missing. Sizes default to the kind's demo size when null.
+    synthetic: bool = False
+    synthetic_train_videos: Optional[int] = _field(None, min=1)
+    synthetic_eval_videos: Optional[int] = _field(None, min=1)
+    synthetic_short_side: int = _field(128, min=16)
+    synthetic_seed: int = _field(0, min=0)
 
 
 @dataclass

@@ -1,0 +1,18 @@
+"""Configs for the tiny synthetic datasets of conftest.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def small_data_config(kind: str, root: Path, *overrides: str):
+    """A config reading the tiny synthetic ``kind`` set at ``root``: 4-frame clips, 32 px."""
+    from videotl.config import load_config
+
+    video_dir = "Charades_v1_480" if kind == "charades" else ""
+    return load_config(None, [
+        f"data.dataset={kind}", f"data.root={root}", f"data.video_dir={video_dir}",
+        "data.num_frames=4", "data.frame_stride=2", "data.train_crop_size=32",
+        "data.test_crop_size=32", "data.train_jitter_scales=[32,40]", "data.num_workers=0",
+        "test.num_temporal_views=2", "test.num_spatial_crops=3", *overrides,
+    ])

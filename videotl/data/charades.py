@@ -1,0 +1,104 @@
+"""Charades v1 (157 action classes, multi-label, ~30 s videos), from the official release files.
+
+Under ``data.root``: ``Charades_v1_train.csv`` ("train") and ``Charades_v1_test.csv`` ("val" and
+"test"), with columns ``id, subject, scene, quality, relevance, verified, script, objects,
+descriptions, actions, length`` where ``actions`` reads ``c092 11.90 21.20;c147 0.00 12.60``
+(class, start and end in seconds); ``Charades_v1_classes.txt`` with lines ``c000 Holding some
+clothes``; videos ``<id>.mp4`` in ``data.video_dir`` (``Charades_v1_480`` in
+``configs/charades/base.yaml``).
+
+A training clip's target holds the actions whose interval overlaps the clip's time span; a
+video's target (evaluation) holds all its actions. Per-view outputs are merged per video by
+their maximum (``view_aggregation = "max"``), as in the paper's "merging their output responses".
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from videotl.data.dataset import ClipDataset, VideoEntry, dataset_from_config
+from videotl.data.lists import AnnotationError, require_file, video_folder
+from videotl.data.registry import register_dataset
+
+SPLIT_FILES = {
+    "train": "Charades_v1_train.csv",
+    "val": "Charades_v1_test.csv",
+    "test": "Charades_v1_test.csv",
+}
+CLASS_NAMES_FILE = "Charades_v1_classes.txt"
+COLUMNS = ("id", "subject", "scene", "quality", "relevance", "verified", "script", "objects",
+           "descriptions", "actions", "length")
+
+
+def read_charades_classes(path: Path) -> tuple[list[str], dict[str, int]]:
+    """``(names, {"c000": 0, ...})`` from lines ``c000 Holding some clothes``."""
+    text = require_file(path, "Charades class list").read_text(encoding="utf-8")
+    names, index_of = [], {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        code, _, name = line.strip().partition(" ")
+        if not code or code in index_of:
+            raise AnnotationError(f"{path}:{number}: expected a new 'cNNN name' line, got {line!r}")
+        index_of[code] = len(names)
+        names.append(name.strip() or code)
+    if not names:
+        raise AnnotationError(f"{path}: no classes")
+    return names, index_of
+
+
+def parse_actions(
+    text: str, index_of: dict[str, int], where: str
+) -> tuple[tuple[int, float, float], ...]:
+    """``"c092 11.90 21.20;c147 0.00 12.60"`` -> ``((92, 11.9, 21.2), (147, 0.0, 12.6))``
+    (class indices from the class list)."""
+    actions = []
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        fields = part.split()
+        if len(fields) != 3 or fields[0] not in index_of:
+            raise AnnotationError(f"{where}: bad action {part.strip()!r}; expected 'cNNN start end'"
+                                  " with a class from the class list")
+        try:
+            start, end = float(fields[1]), float(fields[2])
+        except ValueError:
+            raise AnnotationError(f"{where}: bad times in action {part.strip()!r}") from None
+        actions.append((index_of[fields[0]], start, end))
+    return tuple(actions)
+
+
+def read_charades_csv(path: Path, folder: Path, index_of: dict[str, int]) -> list[VideoEntry]:
+    """Videos of an official Charades CSV, each with its timed actions."""
+    with require_file(path, "Charades annotation file").open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in ("id", "actions") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise AnnotationError(f"{path}: missing columns {missing}; expected {list(COLUMNS)}")
+        entries = []
+        for row in reader:
+            video_id = (row["id"] or "").strip()
+            where = f"{path}:{reader.line_num} (id {video_id})"
+            if not video_id:
+                raise AnnotationError(f"{where}: empty id")
+            actions = parse_actions(row["actions"] or "", index_of, where)
+            entries.append(VideoEntry(str(folder / f"{video_id}.mp4"), video_id, actions=actions))
+    if not entries:
+        raise AnnotationError(f"{path}: no videos")
+    return entries
+
+
+@register_dataset("charades")
+def build_charades(cfg: Any, split: str) -> ClipDataset:
+    """Charades v1 (multi-label; per-view scores merged by maximum)."""
+    data = cfg.data
+    root = Path(data.root)
+    names, index_of = read_charades_classes(root / (data.class_names_file or CLASS_NAMES_FILE))
+    if split not in SPLIT_FILES:
+        raise ValueError(f"unknown split {split!r}; expected one of {tuple(SPLIT_FILES)}")
+    videos = read_charades_csv(root / SPLIT_FILES[split], video_folder(data.root, data.video_dir),
+                               index_of)
+    return dataset_from_config(cfg, split, videos, len(names), True, names, "charades",
+                               view_aggregation="max")
