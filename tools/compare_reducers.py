@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Train and test a ViT/ViViT with each token reducer at matched GFLOPs, and write a Markdown
+table (accuracy, GFLOPs, clips/s) of the model without reduction, every reducer, and ATS
+inserted into the model trained without reduction (``videotl.engine.reducer_comparison``).
+
+Every reducer gets the config's seed and training budget; only ``model.token_reducer`` and
+``model.reducer_tokens`` change. The config's reducer and token count set the GFLOPs budget.
+
+Example (synthetic data, a few minutes on 2 CPU cores):
+    python tools/compare_reducers.py --config configs/kinetics400/synthetic_reducers.yaml \\
+        --table docs/REDUCER_COMPARISON.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+import torch
+
+from videotl.config import ConfigError
+from videotl.engine.checkpoint import CheckpointError
+from videotl.engine.distributed import select_device
+from videotl.engine.reducer_comparison import compare_reducers, markdown_report
+from videotl.models.token_reducers import TOKEN_REDUCERS
+from videotl.utils.cli import config_parser, exit_with_error, load_or_exit
+
+
+def main() -> None:
+    parser = config_parser(__doc__)
+    parser.add_argument("--reducers", type=_names, default=TOKEN_REDUCERS.names(),
+                        help="comma-separated reducers (default: all registered)")
+    parser.add_argument("--work-dir", default="output/compare_reducers",
+                        help="where each run writes its checkpoints and logs")
+    parser.add_argument("--table", help="write the Markdown report here (default: print it)")
+    args = parser.parse_args()
+    cfg = load_or_exit(args.config, args.overrides)
+    try:
+        comparison = compare_reducers(cfg, args.reducers, args.work_dir)
+    except (ConfigError, CheckpointError) as error:
+        exit_with_error(error)
+    command = "python tools/compare_reducers.py " + shlex.join(sys.argv[1:])
+    report = markdown_report(comparison, cfg, command, _machine(cfg.device))
+    if args.table is None:
+        print(report)
+    else:
+        with open(args.table, "w", encoding="utf-8") as handle:
+            handle.write(report)
+        print(f"wrote {args.table}")
+
+
+def _machine(device: str) -> str:
+    selected = select_device(device)
+    if selected.type == "cuda":
+        return f"one {torch.cuda.get_device_name(selected)}"
+    return f"{torch.get_num_threads()} CPU threads, shared with other work"
+
+
+def _names(text: str) -> list[str]:
+    names = [item.strip() for item in text.split(",")]
+    for name in names:
+        if name not in TOKEN_REDUCERS:
+            raise argparse.ArgumentTypeError(TOKEN_REDUCERS.unknown_message(name))
+    return names
+
+
+if __name__ == "__main__":
+    main()
