@@ -58,12 +58,14 @@ def test_report_names_the_caveat_the_command_and_each_row():
     assert "| `ats, inserted` | 13 | 0.0367 | 20.0 |  | 140.0 | 1.40 | 8.2 (0.0300) |" in lines
 
 
-def test_clips_per_second_counts_the_clips_of_a_forward_pass():
-    model = build_model(tiny()).eval()
+def test_clips_per_second_times_every_model_in_turn():
+    models = [build_model(tiny()).eval(), build_model(tiny("model.reducer_layers=[]")).eval()]
     calls = []
-    model.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
-    rate = clips_per_second(model, torch.randn(3, 3, 4, 32, 32), repeats=2)
-    assert rate > 0 and calls == [3, 3, 3]  # one warm-up pass, two timed
+    for position, model in enumerate(models):
+        model.register_forward_hook(lambda m, args, out, p=position: calls.append(p))
+    rates = clips_per_second(models, torch.randn(3, 3, 4, 32, 32), rounds=2)
+    assert len(rates) == 2 and all(rate > 0 for rate in rates)
+    assert calls == [0, 1, 0, 1, 0, 1]  # warm-up, then two rounds in turn
 
 
 def test_one_iteration_comparison_end_to_end(synthetic_kinetics, tmp_path):
@@ -71,7 +73,7 @@ def test_one_iteration_comparison_end_to_end(synthetic_kinetics, tmp_path):
                "test.num_temporal_views=1", "test.batch_size=5", "data.num_workers=0",
                "train.checkpoint_period=1", "data.train_jitter_scales=[32, 32]")
     comparison = compare_reducers(cfg, ["ats", "tokenlearner_v11"], tmp_path, timed_clips=2,
-                                  timing_repeats=1)
+                                  timing_rounds=1)
     rows = {row.name: row for row in comparison.rows}
     assert list(rows) == [NO_REDUCTION, "ats", "tokenlearner_v11", ATS_INSERTED]
     assert rows["tokenlearner_v11"].tokens == 4 and rows[NO_REDUCTION].tokens is None

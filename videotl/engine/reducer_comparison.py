@@ -5,7 +5,7 @@ Every reducer gets the same config, seed and training budget; only ``model.token
 closest to the reference reducer's at the config's count (ATS counted with ``K' = K`` kept
 tokens, its most). Beside them: the model without reduction, and ATS inserted into that trained
 model without retraining. Accuracy comes from the engine's multi-view test; clips/s from timing
-the trained model's forward pass on the same test clips.
+the trained models' forward passes, in turn, on the same test clips.
 """
 
 from __future__ import annotations
@@ -126,80 +126,80 @@ def compare_reducers(
     reducers: Sequence[str],
     work_dir: str | Path,
     timed_clips: int = 8,
-    timing_repeats: int = 3,
+    timing_rounds: int = 5,
 ) -> Comparison:
-    """Trains and tests ``cfg`` without reduction and with each reducer at matched GFLOPs, and
-    tests ATS inserted into the model trained without reduction (see the module docstring)."""
+    """Trains and tests ``cfg`` without reduction and with each reducer at matched GFLOPs, tests
+    ATS inserted into the model trained without reduction, then times every model on the same
+    ``timed_clips`` test clips (see the module docstring)."""
     work_dir = Path(work_dir)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, final_test=True,
                                                              auto_resume=False))
     layer, tokens, grid = reducer_layer_and_tokens(cfg)
     target = count_model(cfg).gflops
     comparison = Comparison(cfg.model.name, layer, cfg.model.token_reducer, target)
-    clips = _test_clips(cfg, timed_clips)
-    plain = dataclasses.replace(with_model(cfg, reducer_layers=[]),
-                                output_dir=str(work_dir / NO_REDUCTION))
-    comparison.rows.append(_train_row(plain, NO_REDUCTION, None, clips, timing_repeats))
+    runs = [_run(with_model(cfg, reducer_layers=[]), NO_REDUCTION, None, work_dir)]
     for reducer in reducers:
         count = tokens if reducer == cfg.model.token_reducer else matched_tokens(
             cfg, reducer, target, grid)[0]
-        run = with_model(cfg, token_reducer=reducer, reducer_tokens=[count])
-        run = dataclasses.replace(run, output_dir=str(work_dir / reducer))
-        comparison.rows.append(_train_row(run, reducer, count, clips, timing_repeats))
+        runs.append(_run(with_model(cfg, token_reducer=reducer, reducer_tokens=[count]),
+                         reducer, count, work_dir))
     if "ats" in reducers:
-        count = next(row.tokens for row in comparison.rows if row.name == "ats")
+        count = next(row.tokens for row, _, _ in runs if row.name == "ats")
         inserted = with_model(cfg, token_reducer="ats", reducer_tokens=[count])
-        inserted = dataclasses.replace(inserted, output_dir=str(work_dir / "ats_inserted"))
-        comparison.rows.append(_test_row(inserted, ckpt.last_checkpoint(plain.output_dir),
-                                         count, clips, timing_repeats))
+        runs.append(_run(inserted, ATS_INSERTED, count, work_dir, trained=runs[0][2]))
+    clips = _test_clips(cfg, timed_clips).to(select_device(cfg.device))
+    models = [_trained_model(run_cfg, weights) for _, run_cfg, weights in runs]
+    rates = clips_per_second(models, clips, timing_rounds)
+    for (row, run_cfg, _), model, rate in zip(runs, models, rates):
+        row.clips_per_second = rate
+        row.kept_tokens = _mean_kept_tokens(model, clips)
+        if row.kept_tokens is not None:
+            row.kept_gflops = count_model(run_cfg, max(1, round(row.kept_tokens))).gflops
+        comparison.rows.append(row)
     return comparison
 
 
-def _train_row(cfg: ExperimentConfig, name: str, tokens: int | None, clips: torch.Tensor,
-               repeats: int) -> ComparisonRow:
-    metrics = train(cfg)
-    return _row(cfg, name, tokens, metrics, ckpt.last_checkpoint(cfg.output_dir), clips, repeats)
+def _run(cfg: ExperimentConfig, name: str, tokens: int | None, work_dir: Path,
+         trained: Path | None = None) -> tuple[ComparisonRow, ExperimentConfig, Path]:
+    """Trains ``cfg`` into ``work_dir/name`` and tests it, or only tests the ``trained``
+    weights; returns the row (without speed), the config and the weights."""
+    cfg = dataclasses.replace(cfg, output_dir=str(work_dir / name.replace(", ", "_")))
+    if trained is None:
+        metrics = train(cfg)
+        trained = ckpt.last_checkpoint(cfg.output_dir)
+        if trained is None:
+            raise ConfigError(f"training {name} left no checkpoint in {cfg.output_dir}")
+    else:
+        metrics = test(cfg, trained)
+    return ComparisonRow(name, tokens, count_model(cfg).gflops, metrics), cfg, trained
 
 
-def _test_row(cfg: ExperimentConfig, weights: Path | None, tokens: int, clips: torch.Tensor,
-              repeats: int) -> ComparisonRow:
-    if weights is None:
-        raise ConfigError(f"no checkpoint of the model without reduction in {cfg.output_dir}")
-    return _row(cfg, ATS_INSERTED, tokens, test(cfg, weights), weights, clips, repeats)
-
-
-def _row(cfg: ExperimentConfig, name: str, tokens: int | None, metrics: dict[str, Any],
-         weights: Path | None, clips: torch.Tensor, repeats: int) -> ComparisonRow:
-    device = select_device(cfg.device)
+def _trained_model(cfg: ExperimentConfig, weights: Path) -> nn.Module:
     model = build_model(cfg)
-    if weights is not None:
-        ckpt.load_model_weights(model, weights)
-    model.to(device).eval()
-    kept = _mean_kept_tokens(model, clips.to(device))
-    row = ComparisonRow(name, tokens, count_model(cfg).gflops, metrics,
-                        clips_per_second(model, clips.to(device), repeats))
-    if kept is not None:
-        row.kept_tokens = kept
-        row.kept_gflops = count_model(cfg, max(1, round(kept))).gflops
-    return row
+    ckpt.load_model_weights(model, weights)
+    return model.to(select_device(cfg.device)).eval()
 
 
-def clips_per_second(model: nn.Module, clips: torch.Tensor, repeats: int = 3) -> float:
-    """Inference throughput of ``model`` (eval, no gradients) on ``clips`` ``[B, C, T, H, W]``:
-    one warm-up pass, then the best of ``repeats`` timed passes (the least disturbed by other
-    work on a shared machine)."""
+def clips_per_second(
+    models: Sequence[nn.Module], clips: torch.Tensor, rounds: int = 5
+) -> list[float]:
+    """Inference throughput of each model (eval, no gradients) on ``clips`` ``[B, C, T, H, W]``:
+    one warm-up pass each, then ``rounds`` rounds timing every model once in turn (so that a
+    change in other work on a shared machine hits all of them alike); the best pass counts."""
+    best = [float("inf")] * len(models)
     with torch.no_grad():
-        model(clips)
-        best = float("inf")
-        for _ in range(repeats):
-            if clips.is_cuda:
-                torch.cuda.synchronize()
-            start = time.perf_counter()
+        for model in models:
             model(clips)
-            if clips.is_cuda:
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - start)
-    return clips.shape[0] / best
+        for _ in range(rounds):
+            for position, model in enumerate(models):
+                if clips.is_cuda:
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                model(clips)
+                if clips.is_cuda:
+                    torch.cuda.synchronize()
+                best[position] = min(best[position], time.perf_counter() - start)
+    return [clips.shape[0] / seconds for seconds in best]
 
 
 def _mean_kept_tokens(model: nn.Module, clips: torch.Tensor) -> float | None:
@@ -260,9 +260,11 @@ def markdown_report(comparison: Comparison, cfg: ExperimentConfig, command: str,
         f"({cfg.seed}) and budget for all: {cfg.train.epochs} epochs, batch "
         f"{cfg.train.batch_size}, {cfg.solver.optimizer} at {cfg.solver.base_lr}. Top-1/top-5: "
         f"the engine's test, {cfg.test.num_temporal_views} x {cfg.test.num_spatial_crops} views "
-        "per video. Clips/s: forward passes of the trained model on the same test clips, best "
-        f"of a few; {machine}, so compare the ratios more than the values. `ats, inserted`: ATS "
-        "added to the model trained without reduction, tested without retraining.",
+        "per video. Clips/s: forward passes of each trained model on the same batch of test "
+        "clips, the models timed in turn for a few rounds, best pass; "
+        f"{machine}, so compare the ratios more than the values. `ats, inserted`: ATS added to "
+        "the model trained without reduction, tested without retraining. ATS kept K': its mean "
+        "kept tokens per temporal index on the timed clips, with the GFLOPs at that count.",
         "",
         "| model | K | GFLOPs | top-1 (%) | top-5 (%) | clips/s | vs none | ATS kept K' (GFLOPs) |",
         "|---|---|---|---|---|---|---|---|",

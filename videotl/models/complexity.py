@@ -7,8 +7,12 @@ Reported modules are those with a string ``kind`` attribute: X(2+1)D's space-tim
 ViT/ViViT the encoder blocks, token reducers and token fusers. The ``input`` of an entry is the
 shape of the module's first input without the batch dimension: ``[C, T, H, W]`` for space-time
 modules, ``[N, C]`` (tokens, channels) for encoder blocks, ``[T', P, C]`` (temporal indices,
-tokens per index, channels) for token reducers and ``[T', S, C]`` for token fusers. Counts are for
-one network input; in ViViT's factorised encoder one spatial block runs on ``T'`` sequences.
+tokens per index, channels) for token reducers acting on a block's input, ``[N, C]`` for those
+acting on its attention queries (ATS; their entry counts their scores, the block's entry the
+rest) and ``[T', S, C]`` for token fusers. Counts are for one network input; in ViViT's
+factorised encoder one spatial block runs on ``T'`` sequences. ATS keeps a data-dependent number
+of tokens; on the meta device it keeps ``tokens_when_counting`` (see
+``videotl.models.reducer_complexity``).
 
 Convention: ``gmacs`` counts multiply-adds of convolutions, linear layers, matrix products and
 attention (``Q K^T`` and ``A V``, also for the per-channel vector attention); normalisation,

@@ -81,10 +81,10 @@ class AdaptiveTokenSampler(TokenReducer):
 
 
 def significance(context: AttentionContext, num_prefix: int, frames: int) -> torch.Tensor:
-    """ATS scores ``[B, T', n]``: class-token attention times value norm, summed over heads
-    (padded keys score 0); not normalised."""
-    attention = context.weights(rows=slice(0, 1))[:, :, 0]  # [B, H, N]
-    scores = (attention * context.value.norm(dim=-1)).sum(dim=1)  # [B, N]
+    """ATS scores ``[B, T', n]`` (float32): class-token attention times value norm, summed
+    over heads (padded keys score 0); not normalised."""
+    attention = context.weights(rows=slice(0, 1))[:, :, 0].float()  # [B, H, N]
+    scores = (attention * context.value.float().norm(dim=-1)).sum(dim=1)  # [B, N]
     return scores[:, num_prefix:].unflatten(1, (frames, -1))
 
 

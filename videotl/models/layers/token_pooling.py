@@ -85,7 +85,7 @@ def weighted_kmeans(
     for _ in range(iterations):
         with torch.no_grad():
             members = F.one_hot(_nearest(x, centres), num_clusters).to(x.dtype)  # [G, P, K]
-            weighted = members * weights[..., None]
+            weighted = members * weights[..., None].to(x.dtype)
             mass = weighted.sum(dim=1)[..., None]  # [G, K, 1]
         means = weighted.transpose(1, 2) @ x / mass.clamp_min(torch.finfo(x.dtype).tiny)
         centres = torch.where(mass > 0, means, centres)
@@ -103,9 +103,9 @@ def weighted_kmedoids(
             distances = _squared_distances(x, x)  # [G, P, P]
         for _ in range(iterations):
             to_medoids = distances.gather(2, medoids[:, None, :].expand(-1, x.shape[1], -1))
-            members = F.one_hot(to_medoids.argmin(dim=-1), num_clusters).to(x.dtype)  # [G, P, K]
+            members = F.one_hot(to_medoids.argmin(dim=-1), num_clusters).float()  # [G, P, K]
             # cost[j, k]: weighted squared distance of cluster k's members to token j.
-            cost = distances.transpose(1, 2) @ (members * weights[..., None])
+            cost = distances.transpose(1, 2) @ (members * weights[..., None].float())
             cost = cost.masked_fill(members == 0, float("inf"))  # only members are candidates
             medoids = torch.where(members.sum(dim=1) > 0, cost.argmin(dim=1), medoids)
     return _gather(x, medoids)
@@ -117,7 +117,9 @@ def _nearest(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
 
 
 def _squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``||x_i - y_j||^2`` ``[G, P, Q]`` for ``x`` ``[G, P, C]`` and ``y`` ``[G, Q, C]``."""
+    """``||x_i - y_j||^2`` ``[G, P, Q]`` (float32, no gradient) for ``x`` ``[G, P, C]`` and
+    ``y`` ``[G, Q, C]``."""
+    x, y = x.detach().float(), y.detach().float()
     squared = x.square().sum(-1)[..., :, None] + y.square().sum(-1)[..., None, :]
     return (squared - 2 * x @ y.transpose(1, 2)).clamp_min(0)
 
