@@ -57,12 +57,14 @@ def test_interrupted_run_resumes_to_the_same_result(synthetic_kinetics, tmp_path
             if self.trainer.epoch + 1 == 1:
                 raise KeyboardInterrupt
 
-    full = train(tiny_run(synthetic_kinetics, tmp_path / "full"))
+    # Clips are drawn in loader processes: the run must not depend on their random state.
+    workers = "data.num_workers=1"
+    full = train(tiny_run(synthetic_kinetics, tmp_path / "full", workers))
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_run(synthetic_kinetics, tmp_path / "cut"), extra_hooks=[Interrupt()])
+        train(tiny_run(synthetic_kinetics, tmp_path / "cut", workers), extra_hooks=[Interrupt()])
     assert [p.name for p in ckpt.list_checkpoints(tmp_path / "cut")] == ["epoch_0001.pth"]
     torch.manual_seed(1234)  # another process would not share this one's random state
-    resumed = train(tiny_run(synthetic_kinetics, tmp_path / "cut"))
+    resumed = train(tiny_run(synthetic_kinetics, tmp_path / "cut", workers))
     assert resumed == full
     a = ckpt.load_checkpoint(tmp_path / "full" / "checkpoints" / "epoch_0003.pth")["model"]
     b = ckpt.load_checkpoint(tmp_path / "cut" / "checkpoints" / "epoch_0003.pth")["model"]
@@ -119,3 +121,19 @@ def test_two_processes_give_the_same_test_metrics_as_one(synthetic_kinetics, tmp
     two_scores = np.load(tmp_path / "two" / "test_scores.npz")["scores"]
     np.testing.assert_allclose(two_scores, one_scores, atol=1e-6)
     assert result.stdout.count('"num_videos"') == 1  # only the first process prints
+
+
+def test_training_clips_depend_on_seed_epoch_and_item_only(synthetic_kinetics, tmp_path):
+    from videotl.data import build_loader
+
+    def epoch_batches(workers, epoch):
+        cfg = tiny_run(synthetic_kinetics, tmp_path, f"data.num_workers={workers}")
+        loader = build_loader(cfg, "train")
+        loader.sampler.set_epoch(epoch)
+        loader.dataset.set_epoch(epoch)
+        return [batch["video"] for batch in loader]
+
+    in_process = epoch_batches(0, 1)
+    for a, b in zip(in_process, epoch_batches(2, 1)):
+        assert torch.equal(a, b)
+    assert not torch.equal(in_process[0], epoch_batches(0, 2)[0])
