@@ -113,7 +113,8 @@ def test_training_clip_labels_are_the_actions_overlapping_the_clip(tmp_path):
     actions = [(0, 0.0, 0.5), (1, 0.4, 1.2), (2, 1.5, 2.0)]
     dataset = one_video_dataset(path, "train", actions)
     seen = set()
-    for _ in range(40):
+    for epoch in range(40):
+        dataset.set_epoch(epoch)  # a new clip every epoch
         item = dataset[0]
         frame = decoded_index(item["video"][:, 0].permute(1, 2, 0).numpy())
         seen.add(frame)

@@ -16,7 +16,7 @@ import json
 from videotl.config import ConfigError
 from videotl.engine.checkpoint import CheckpointError
 from videotl.engine.distributed import is_main_process, shutdown_distributed
-from videotl.engine.run import test
+from videotl.engine.run import evaluate_checkpoint
 from videotl.utils.cli import config_parser, exit_with_error, load_or_exit
 
 
@@ -25,13 +25,15 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True, help="weights to test (.pth)")
     args = parser.parse_args()
     cfg = load_or_exit(args.config, args.overrides)
+    main_process = True
     try:
-        metrics = test(cfg, args.checkpoint)
+        metrics = evaluate_checkpoint(cfg, args.checkpoint)
+        main_process = is_main_process()
     except (ConfigError, CheckpointError) as error:
         exit_with_error(error)
     finally:
         shutdown_distributed()
-    if is_main_process():
+    if main_process:
         print(json.dumps(metrics, indent=2))
 
 

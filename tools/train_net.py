@@ -25,13 +25,15 @@ from videotl.utils.cli import config_parser, exit_with_error, load_or_exit
 def main() -> None:
     args = config_parser(__doc__).parse_args()
     cfg = load_or_exit(args.config, args.overrides)
+    main_process = True
     try:
         metrics = train(cfg)
+        main_process = is_main_process()
     except (ConfigError, CheckpointError) as error:
         exit_with_error(error)
     finally:
         shutdown_distributed()
-    if is_main_process() and metrics:
+    if main_process and metrics:
         shown = {k: v for k, v in metrics.items() if not isinstance(v, list)}
         print(json.dumps(shown, indent=2))
         print(f"outputs in {cfg.output_dir}/")

@@ -26,6 +26,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -89,6 +90,9 @@ class ClipDataset(Dataset):
         name: the dataset's name in messages.
         view_aggregation: how per-view outputs should be merged per video (``"mean"`` or
             ``"max"``), for the evaluator.
+        seed: training clips and augmentations are drawn from a generator seeded with
+            ``(seed, epoch, item)`` (``set_epoch``), so they do not depend on the number of
+            loader processes and a resumed run sees the same clips as an uninterrupted one.
     """
 
     def __init__(
@@ -105,6 +109,7 @@ class ClipDataset(Dataset):
         policy: LoadingPolicy = LoadingPolicy(),
         name: str = "dataset",
         view_aggregation: str = "mean",
+        seed: int = 0,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
@@ -130,6 +135,17 @@ class ClipDataset(Dataset):
             self.num_temporal_views, self.num_spatial_crops = 1, 1
         self.excluded: list[str] = []
         self._failures = FailureLog(f"{name} {split}")
+        self.seed = seed
+        # Shared with loader processes (also persistent ones), which read it for every item.
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Selects the training clips and augmentations of ``epoch`` (call before iterating)."""
+        self._epoch[0] = epoch
+
+    def _item_generator(self, index: int) -> torch.Generator:
+        key = np.random.SeedSequence([self.seed, int(self._epoch[0]), index])
+        return torch.Generator().manual_seed(int(key.generate_state(1, dtype=np.uint64)[0] >> 1))
 
     # -- the interface -------------------------------------------------------------------
     @property
@@ -174,32 +190,36 @@ class ClipDataset(Dataset):
     def _train_item(self, index: int) -> dict[str, Any]:
         video_index = index
         errors = []
+        generator = self._item_generator(index)
         for _ in range(self.policy.video_retries + 1):
             try:
-                video, target = self._train_clip(self.videos[video_index])
+                video, target = self._train_clip(self.videos[video_index], generator)
                 return self._item(video, target, video_index, 0, True)
             except VideoDecodeError as error:
                 errors.append(error)
                 self._count_failure(error)
-                video_index = self._other_video(video_index)
+                video_index = self._other_video(video_index, generator)
         tried = "; ".join(f"{error.path}: {error.reason}" for error in errors)
         raise DataLoadingError(
             f"{self.name} {self.split}: no clip could be loaded for item {index} after trying "
             f"{len(errors)} videos ({tried})"
         )
 
-    def _train_clip(self, entry: VideoEntry) -> tuple[torch.Tensor, torch.Tensor]:
-        scale = self.train_transform.draw_scale()
+    def _train_clip(
+        self, entry: VideoEntry, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        scale = self.train_transform.draw_scale(generator)
         reader = self._open(entry, scale)
         last_error = None
         for _ in range(self.policy.clip_retries + 1):
-            indices = self.sampling.train_indices(reader.num_frames, reader.fps)
+            indices = self.sampling.train_indices(reader.num_frames, reader.fps, generator)
             try:
                 frames = reader.get_frames(indices)
             except VideoDecodeError as error:
                 last_error = error
                 continue
-            video = self.train_transform(frames_to_cthw(frames), scale=scale)
+            video = self.train_transform(frames_to_cthw(frames), generator=generator,
+                                         scale=scale)
             return video, self._clip_target(entry, indices, reader.fps)
         assert last_error is not None
         raise last_error
@@ -222,10 +242,10 @@ class ClipDataset(Dataset):
                 f"{listing}"
             )
 
-    def _other_video(self, video_index: int) -> int:
+    def _other_video(self, video_index: int, generator: torch.Generator) -> int:
         if self.num_videos == 1:
             return video_index
-        other = int(torch.randint(self.num_videos - 1, (1,)))
+        other = int(torch.randint(self.num_videos - 1, (1,), generator=generator))
         return other + (other >= video_index)
 
     # -- evaluation ----------------------------------------------------------------------
@@ -322,6 +342,7 @@ def dataset_from_config(
         ),
         name=name,
         view_aggregation=view_aggregation,
+        seed=cfg.seed,
     )
     dataset.excluded = excluded
     return dataset

@@ -1,4 +1,4 @@
 """Training engine: a small loop with hooks, checkpoints, schedule, precision, distribution.
 
-``videotl.engine.run`` holds ``train(cfg)`` and ``test(cfg, checkpoint)``.
+``videotl.engine.run`` holds ``train(cfg)`` and ``evaluate_checkpoint(cfg, checkpoint)``.
 """

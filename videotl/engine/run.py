@@ -1,4 +1,5 @@
-"""``train(cfg)`` and ``test(cfg, checkpoint)``: build everything from the config and run it.
+"""``train(cfg)`` and ``evaluate_checkpoint(cfg, checkpoint)``: build everything from the config
+and run it.
 
 The tool scripts are thin wrappers around these two functions.
 """
@@ -152,10 +153,12 @@ def _training_hooks(cfg: ExperimentConfig, model: nn.Module, device: torch.devic
     return hooks
 
 
-def test(cfg: ExperimentConfig, checkpoint: str | Path) -> dict[str, Any]:
+def evaluate_checkpoint(cfg: ExperimentConfig, checkpoint: str | Path) -> dict[str, Any]:
     """Multi-view test of the weights in ``checkpoint``; writes ``test_metrics.json`` and
     ``test_scores.npz`` to ``output_dir`` and returns the metrics."""
     device = _setup(cfg)
+    loader = build_loader(cfg, "test")
+    _check_classes(cfg, loader.dataset)
     model = build_model(cfg)
     report = ckpt.load_model_weights(model, checkpoint)
     if report.missing or report.mismatched:
@@ -165,13 +168,14 @@ def test(cfg: ExperimentConfig, checkpoint: str | Path) -> dict[str, Any]:
         )
     model.to(device)
     precision = MixedPrecision(cfg.train.precision, device)
-    return _test_and_write(cfg, model, device, precision).metrics
+    return _test_and_write(cfg, model, device, precision, loader).metrics
 
 
 def _test_and_write(cfg: ExperimentConfig, model: nn.Module, device: torch.device,
-                    precision: MixedPrecision) -> TestResult:
-    loader = build_loader(cfg, "test")
-    _check_classes(cfg, loader.dataset)
+                    precision: MixedPrecision, loader: Any = None) -> TestResult:
+    if loader is None:
+        loader = build_loader(cfg, "test")
+        _check_classes(cfg, loader.dataset)
     views = f"{cfg.test.num_temporal_views}x{cfg.test.num_spatial_crops}"
     logger.info("testing %d videos with %s views each", loader.dataset.num_videos, views)
     result = evaluate(model, loader, device, precision, cfg.test.aggregation,

@@ -86,9 +86,10 @@ class Trainer:
             if self.max_iters is not None and self.iteration >= self.max_iters:
                 break
             self.epoch = epoch
-            sampler = getattr(self.loader, "sampler", None)
-            if hasattr(sampler, "set_epoch"):
-                sampler.set_epoch(self.epoch)
+            for part in (getattr(self.loader, "sampler", None),
+                         getattr(self.loader, "dataset", None)):
+                if hasattr(part, "set_epoch"):
+                    part.set_epoch(self.epoch)  # the epoch's order, clips and augmentation
             self._call("before_epoch")
             for batch in self.loader:
                 self._call("before_step")

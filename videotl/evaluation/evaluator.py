@@ -59,7 +59,8 @@ def evaluate(
     and merges the views of each video (``aggregation``: "mean", "max" or None for the
     dataset's default)."""
     dataset = loader.dataset
-    aggregation = aggregation or default_aggregation(dataset.multilabel)
+    aggregation = aggregation or getattr(dataset, "view_aggregation",
+                                         default_aggregation(dataset.multilabel))
     ensembler = ViewEnsembler(dataset.num_videos, dataset.num_classes, aggregation)
     model.eval()
     stream = sys.stderr
