@@ -23,7 +23,7 @@ from videotl.config import ConfigError, ExperimentConfig
 from videotl.data import build_loader
 from videotl.engine import checkpoint as ckpt
 from videotl.engine.distributed import select_device
-from videotl.engine.run import seed_everything, test, train
+from videotl.engine.run import evaluate_checkpoint, seed_everything, train
 from videotl.models import build_model
 from videotl.models.layers import AdaptiveTokenSampler
 from videotl.models.reducer_complexity import count_model
@@ -170,7 +170,7 @@ def _run(cfg: ExperimentConfig, name: str, tokens: int | None, work_dir: Path,
         if trained is None:
             raise ConfigError(f"training {name} left no checkpoint in {cfg.output_dir}")
     else:
-        metrics = test(cfg, trained)
+        metrics = evaluate_checkpoint(cfg, trained)
     return ComparisonRow(name, tokens, count_model(cfg).gflops, metrics), cfg, trained
 
 
