@@ -71,13 +71,13 @@ def _fading(appear: bool) -> Motion:
 
 def _spinning(duration: float, _: float, rng: np.random.Generator):
     x, y, angle = rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7), rng.uniform(0, math.pi)
-    turns = rng.choice([-1.0, 1.0]) * rng.uniform(0.25, 0.45) * 2 * math.pi * duration
+    turns = rng.choice([-1.0, 1.0]) * rng.uniform(0.35, 0.5) * 2 * math.pi * duration
     return lambda u: Pose(x, y, angle=angle + turns * u)
 
 
 def _blinking(duration: float, _: float, rng: np.random.Generator):
     x, y = rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7)
-    period, phase = rng.uniform(0.5, 0.8), rng.uniform(0, 1)
+    period, phase = rng.uniform(1.0, 1.4), rng.uniform(0, 1)
     return lambda u: Pose(x, y, alpha=float((u * duration / period + phase) % 1.0 < 0.5))
 
 
@@ -136,16 +136,16 @@ def make_actor(
     motion: str, start: float, end: float, short_side: int, rng: np.random.Generator
 ) -> Actor:
     """An actor with random appearance (shape, bright colour, size) doing ``motion``."""
-    color = tuple(int(c) for c in rng.integers(90, 256, 3))
-    size = short_side * rng.uniform(0.09, 0.14)
+    color = tuple(int(c) for c in rng.integers(140, 256, 3))
+    size = short_side * rng.uniform(0.13, 0.19)
     path = MOTIONS[motion](end - start, short_side, rng)
     return Actor(motion, start, end, str(rng.choice(SHAPES)), color, size, path)
 
 
 def background(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     """A dark, smooth random texture ``[H, W, 3]`` float32."""
-    base = rng.uniform(10, 70, 3)
-    coarse = rng.uniform(-20, 20, (height // 16 + 2, width // 16 + 2, 3))
+    base = rng.uniform(10, 60, 3)
+    coarse = rng.uniform(-10, 10, (height // 16 + 2, width // 16 + 2, 3))
     texture = np.kron(coarse, np.ones((16, 16, 1)))[:height, :width]
     return (base + texture).astype(np.float32)
 

@@ -18,8 +18,8 @@ Decoding:
   by other frames (``nal_ref_idc == 0``) are not decoded at all.
 * When decord fails on a file (it cannot open it, raises while decoding, or its frame index
   disagrees with the stream's timestamps), the reader falls back to PyAV for that file and logs
-  it once. When no backend can decode the frames,
-  ``VideoDecodeError`` names the file and the reason.
+  it once. When no backend can decode the frames, ``VideoDecodeError`` names the file and the
+  reason.
 
 If frames at the end of the index fail to decode (a truncated last packet), the reader lowers
 ``num_frames`` to what decoded and repeats the last decoded frame for the missing indices, the
