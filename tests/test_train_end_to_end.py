@@ -22,7 +22,7 @@ def tiny_run(root, output, *overrides):
         "data.num_frames=4", "data.frame_stride=8", "data.train_jitter_scales=[32, 40]",
         "data.train_crop_size=32", "data.test_crop_size=32", "train.batch_size=5",
         "test.batch_size=7", "train.epochs=3", "train.eval_period=2", "train.log_period=1",
-        "solver.base_lr=0.05", "test.num_temporal_views=2", *overrides,
+        "solver.base_lr=0.003", "test.num_temporal_views=2", *overrides,
     ])
 
 
