@@ -2,7 +2,8 @@
 """Whole networks: training step (forward, backward, SGD step) and inference clips/s, as ratios
 to a baseline measured in the same run.
 
-Pairs: X(2+1)D-M with conv2d+conv1d (baseline) vs conv2d+tokenlearner at 64 x 224^2.
+Pairs: X(2+1)D-M with conv2d+conv1d (baseline) vs conv2d+tokenlearner at 64 x 224^2, and
+ViViT-B/16x2 (baseline) vs ViViT-B/16x2 with 8 TokenLearner tokens at layer 6 at 32 x 224^2.
 
     python benchmarks/networks.py [--device cuda --bf16] [--batch 1] [--repeats 3]
 """
@@ -31,6 +32,7 @@ from videotl.config import load_config  # noqa: E402
 from videotl.models import build_model  # noqa: E402
 
 CHARADES = "configs/charades/x2plus1d_m_tokenlearner_64f.yaml"
+KINETICS = "configs/kinetics400/vivit_b16.yaml"
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,11 @@ GROUPS = {
                 ("model.space_time_module=conv2d+conv1d",), 64, 224),
         Variant("x2plus1d_m conv2d+tokenlearner 64x224", CHARADES,
                 ("model.space_time_module=conv2d+tokenlearner",), 64, 224),
+    ],
+    "vivit_b16": [
+        Variant("vivit_b16 32x224", KINETICS, (), 32, 224),
+        Variant("vivit_b16_tl8at6 32x224", "configs/kinetics400/vivit_b16_tl8at6.yaml", (),
+                32, 224),
     ],
 }
 

@@ -137,3 +137,21 @@ def test_training_clips_depend_on_seed_epoch_and_item_only(synthetic_kinetics, t
     for a, b in zip(in_process, epoch_batches(2, 1)):
         assert torch.equal(a, b)
     assert not torch.equal(in_process[0], epoch_batches(0, 2)[0])
+
+
+def test_channels_last_training(synthetic_kinetics, tmp_path):
+    cfg = tiny_run(synthetic_kinetics, tmp_path / "run", "train.epochs=1", "train.eval_period=0",
+                   "train.channels_last=true")
+    metrics = train(cfg)
+    assert metrics["num_videos"] == 10
+    weights = ckpt.load_checkpoint(ckpt.last_checkpoint(tmp_path / "run"))["model"]
+    assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+
+
+@pytest.mark.slow  # compiling takes minutes on 2 CPU cores
+def test_compiled_training(synthetic_kinetics, tmp_path):
+    cfg = tiny_run(synthetic_kinetics, tmp_path / "run", "train.epochs=1", "train.eval_period=0",
+                   "train.compile=true")
+    assert train(cfg)["num_videos"] == 10
+    state = ckpt.load_checkpoint(ckpt.last_checkpoint(tmp_path / "run"))["model"]
+    assert not any(key.startswith("_orig_mod") for key in state)
