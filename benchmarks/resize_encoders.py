@@ -14,7 +14,11 @@ time in this process, so the figures are per CPU core. Videos are encoded in
 rounds, each round running both encoders on the same video in alternating order, so that load
 from other processes hits both alike; the ratio compares encoders measured in the same run.
 
-    python benchmarks/resize_encoders.py [--videos 4] [--cases a b]
+``--jobs N`` then re-encodes each case's videos once more with the tool itself
+(``videotl.data.prep.resize.resize_videos``, the default encoder, N processes) and reports its
+wall-clock throughput, in videos per minute and per minute per process.
+
+    python benchmarks/resize_encoders.py [--videos 4] [--cases a b] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.data_loading import write_test_video  # noqa: E402
 from videotl.data.prep.encode import EncodeSettings, encode_video, ffmpeg_program  # noqa: E402
+from videotl.data.prep.resize import resize_videos  # noqa: E402
 
 CASES = {
     "a": dict(title="(a) Kinetics-like: 10 s 854x480 30 fps -> short side 256", seconds=10,
@@ -39,15 +44,17 @@ CASES = {
 }
 
 
-def run_case(case: dict, videos: int, folder: Path, encoders: list[str]) -> None:
-    sources = [write_test_video(folder / f"source_{case['seconds']}_{n}.mp4", case["seconds"],
-                                seed=n) for n in range(videos)]
+def run_case(case: dict, videos: int, folder: Path, encoders: list[str], jobs: int) -> None:
+    sources_dir = folder / f"sources_{case['seconds']}"
+    sources_dir.mkdir()
+    sources = [write_test_video(sources_dir / f"{n}.mp4", case["seconds"], seed=n)
+               for n in range(videos)]
     times: dict[str, list[float]] = {name: [] for name in encoders}
     sizes: dict[str, list[int]] = {name: [] for name in encoders}
     for n, source in enumerate(sources):
         order = encoders[n % len(encoders):] + encoders[:n % len(encoders)]
         for name in order:
-            target = folder / f"{name}_{source.name}"
+            target = folder / name / source.name
             start = time.perf_counter()
             encode_video(source, target, case["settings"], name)
             times[name].append(time.perf_counter() - start)
@@ -62,6 +69,13 @@ def run_case(case: dict, videos: int, folder: Path, encoders: list[str]) -> None
         seconds = statistics.median(times[name])
         print(f"{name:<8} {seconds:>8.2f} {60 / seconds:>16.1f} "
               f"{statistics.median(sizes[name]) / 2**20:>9.2f} {seconds / baseline:>12.2f}")
+    if jobs:
+        summary = resize_videos(sources_dir, folder / f"tool_{case['seconds']}", case["settings"],
+                                jobs=jobs, progress=False)
+        rate = summary.encoded / summary.seconds * 60
+        print(f"resize_videos, {jobs} processes: {summary.encoded} videos in "
+              f"{summary.seconds:.1f} s = {rate:.1f} videos/min = {rate / jobs:.1f} videos/min "
+              "per process")
 
 
 def main() -> None:
@@ -69,13 +83,17 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=4, help="videos per case (default 4)")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--jobs", type=int, default=0,
+                        help="also time resize_videos with this many processes (default: no)")
     args = parser.parse_args()
     encoders = ["pyav"] + (["ffmpeg"] if ffmpeg_program() else [])
     if len(encoders) == 1:
         print("ffmpeg (with libx264) is not installed: measuring PyAV only")
     with tempfile.TemporaryDirectory(prefix="videotl-resize-bench-") as folder:
         for name in args.cases:
-            run_case(CASES[name], args.videos, Path(folder), encoders)
+            case_folder = Path(folder) / name
+            case_folder.mkdir()
+            run_case(CASES[name], args.videos, case_folder, encoders, args.jobs)
 
 
 if __name__ == "__main__":

@@ -76,14 +76,12 @@ def main(argv: list[str] | None = None) -> int:
                                 progress=not args.no_progress)
     except (ValueError, FileNotFoundError) as error:
         exit_with_error(error)
-    except KeyboardInterrupt:
-        print("interrupted: finished videos are kept; run again to continue", file=sys.stderr)
-        return 130
     print(summary.text())
     if summary.failures:
         print(f"failures listed in {args.output / FAILURES_FILE}")
-        return 1
-    return 0
+    if summary.interrupted:
+        return 130
+    return 1 if summary.failures else 0
 
 
 if __name__ == "__main__":

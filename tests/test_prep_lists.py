@@ -177,3 +177,24 @@ def test_help(name, capsys):
         load_script(name).parse_args(["--help"])
     assert exit_info.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+def test_hostile_file_names_survive_the_lists(tmp_path):
+    from videotl.data.lists import read_video_list
+    from videotl.data.prep.single_label import Annotation
+
+    videos = tmp_path / "videos"
+    (videos / "dir, with $(x)").mkdir(parents=True)
+    names = ["dir, with $(x)/a, b's \"c\".mp4", "semi;colon `tick`.mp4", "vidéo 日本.mp4",
+             "-dash.mp4"]
+    for name in names + ["#hash.mp4", " lead.mp4"]:
+        (videos / name).write_bytes(b"x")
+    stems = [name.rsplit("/", 1)[-1][:-4] for name in names + ["#hash.mp4", " lead.mp4"]]
+    annotations = {"train": [Annotation(stem, "c", (stem,), f"x:{n}")
+                             for n, stem in enumerate(stems)]}
+    report = write_single_label_lists(annotations, videos, tmp_path / "out")
+    entries = read_video_list(tmp_path / "out" / "train.csv", videos, ["c"], 1)
+    assert [entry.video_id for entry in entries] == names
+    assert all(entry.path == str(videos / name) for entry, name in zip(entries, names))
+    assert [path for path, _ in report.unusable] == [" lead.mp4", "#hash.mp4"]
+    assert report.splits["train"].missing == ["#hash", " lead"]

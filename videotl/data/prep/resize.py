@@ -43,12 +43,23 @@ class ResizeSummary:
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
     warnings: list[tuple[str, str]] = field(default_factory=list)  # encoded, with a complaint
+    source_bytes: int = 0  # of the videos encoded in this run
+    output_bytes: int = 0
+    interrupted: bool = False
 
     def text(self, limit: int = 20) -> str:
         rate = self.encoded / self.seconds * 60 if self.seconds > 0 else 0.0
         lines = [f"{self.total} videos: {self.encoded} encoded ({rate:.1f} videos/min with "
                  f"{self.encoder}), {self.skipped} already done, {len(self.failures)} failed, "
                  f"{len(self.warnings)} with decoder warnings; {self.seconds:.1f} s"]
+        if self.encoded:
+            lines.append(f"encoded: {self.source_bytes / 2**20:.1f} MiB of sources -> "
+                         f"{self.output_bytes / 2**20:.1f} MiB "
+                         f"({100 * self.output_bytes / max(self.source_bytes, 1):.0f} %)")
+        if self.interrupted:
+            left = self.total - self.skipped - self.encoded - len(self.failures)
+            lines.append(f"interrupted: {left} videos left; finished ones are kept, run again "
+                         "to continue")
         for title, items in (("failed", self.failures), ("warnings", self.warnings)):
             if items:
                 lines.append(f"{title}:")
@@ -106,7 +117,8 @@ def resize_videos(
         overwrite: re-encode videos whose output exists.
 
     Writes ``<output_dir>/resize_failures.txt`` (``source<TAB>reason`` lines) when videos fail
-    and removes a stale one when none do.
+    and removes a stale one when none do. Ctrl-C stops the workers and returns what was done
+    (``interrupted``).
     """
     start = time.monotonic()
     encoder = choose_encoder(encoder)
@@ -115,19 +127,30 @@ def resize_videos(
                                           overwrite)
     summary = ResizeSummary(encoder, len(planned) + skipped + len(refused), skipped=skipped,
                             failures=list(refused))
-    for result in _run(planned, jobs, timeout, progress):
-        job = result.task
-        if result.ok:
-            summary.encoded += 1
-            summary.frames += result.value.frames
-            if result.value.warning:
-                summary.warnings.append((job.relative, result.value.warning))
-        else:
-            part_path(job.target).unlink(missing_ok=True)  # left by a killed process
-            summary.failures.append((job.relative, result.error))
+    try:
+        for result in _run(planned, jobs, timeout, progress):
+            _count(summary, result)
+    except KeyboardInterrupt:  # the workers are stopped; what finished is kept
+        summary.interrupted = True
+        for job in planned:  # partial outputs of the videos in flight
+            part_path(job.target).unlink(missing_ok=True)
     summary.seconds = time.monotonic() - start
     _write_failures(output_dir, summary.failures)
     return summary
+
+
+def _count(summary: ResizeSummary, result: TaskResult) -> None:
+    job = result.task
+    if result.ok:
+        summary.encoded += 1
+        summary.frames += result.value.frames
+        summary.source_bytes += job.source.stat().st_size
+        summary.output_bytes += job.target.stat().st_size
+        if result.value.warning:
+            summary.warnings.append((job.relative, result.value.warning))
+    else:
+        part_path(job.target).unlink(missing_ok=True)  # left by a killed process
+        summary.failures.append((job.relative, result.error))
 
 
 def _run(jobs: list[ResizeJob], processes: int | None, timeout: float | None,
