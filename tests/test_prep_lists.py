@@ -67,6 +67,10 @@ def test_kinetics_annotation_errors_name_the_file(tmp_path):
     broken.write_text(json.dumps({"abc": {"annotations": {"label": "x"}}}))
     with pytest.raises(AnnotationError, match=r"val\.json \(entry 'abc'\).*segment"):
         read_kinetics_annotations(broken)
+    unlabelled = tmp_path / "test.json"
+    unlabelled.write_text(json.dumps({"abc": {"annotations": {}, "subset": "testing"}}))
+    [entry] = read_kinetics_annotations(unlabelled)
+    assert (entry.key, entry.label, entry.stems) == ("abc", None, ("abc",))
     with pytest.raises(AnnotationError, match="Kinetics annotation file not found"):
         read_kinetics_annotations(tmp_path / "nope.csv")
 

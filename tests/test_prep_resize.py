@@ -120,6 +120,19 @@ def test_both_encoders_make_the_same_video(tmp_path):
     assert (frames_a - frames_b).abs().mean() < 1.0  # same filters and x264 settings
 
 
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_cut_off_source_is_encoded_with_a_warning(encoder, tmp_path):
+    # A download killed mid-write whose index comes first (faststart): the frames that arrived
+    # decode, and the summary says how much is missing.
+    whole = write_noise_video(tmp_path / "whole.mp4", 30, fps=30, faststart=True)
+    cut = truncated_copy(whole, tmp_path / "cut.mp4", 0.5)
+    result = encode_video(cut, tmp_path / "out.mp4", EncodeSettings(short_side=24), encoder)
+    assert 0 < result.frames < 30 and VideoReader(tmp_path / "out.mp4").num_frames == result.frames
+    assert "s decoded of the 1.0 s the source states" in result.warning
+    complete = encode_video(whole, tmp_path / "all.mp4", EncodeSettings(short_side=24), encoder)
+    assert (complete.frames, complete.warning) == (30, None)
+
+
 def hostile_input(tmp_path: Path) -> tuple[Path, list[str], dict[str, str]]:
     """Good videos with hostile names, and bad files: ``(folder, good, {bad: reason part})``."""
     source = tmp_path / "in"

@@ -27,6 +27,7 @@ from typing import Any
 from videotl.data.prep.files import part_path
 
 ENCODERS = ("pyav", "ffmpeg")
+SHORT_OUTPUT = 0.9  # an output shorter than this share of the source's stated length is reported
 
 
 class EncodeError(RuntimeError):
@@ -76,18 +77,23 @@ class EncodeResult:
 
 
 def filters(settings: EncodeSettings) -> list[tuple[str, dict[str, str]]]:
-    """The libavfilter chain both encoders run: ``[(filter, {option: value})]``."""
+    """The libavfilter chain both encoders run: ``[(filter, {option: value})]``.
+
+    ``scale`` sets the short side (``iw``/``ih`` are the input sizes; ``-2`` keeps the aspect
+    ratio with an even size): the target, or the source's when smaller and not upscaling,
+    rounded down to even.
+    """
     chain: list[tuple[str, dict[str, str]]] = []
     if settings.fps is not None:
         chain.append(("fps", {"fps": _rate_text(settings.fps)}))
-    side = settings.short_side
 
-    def even(limit: str) -> str:  # the short side: the target, or the source's if smaller
-        wanted = f"{side}" if settings.upscale else f"min({side},{limit})"
-        return f"trunc({wanted if side else limit}/2)*2"
+    def short(size: str) -> str:
+        side = settings.short_side
+        wanted = size if side is None else str(side) if settings.upscale else f"min({side},{size})"
+        return f"trunc({wanted}/2)*2"
 
-    chain.append(("scale", {"w": f"if(lt(iw,ih),{even('iw')},-2)",
-                            "h": f"if(lt(iw,ih),-2,{even('ih')})", "flags": "bicubic"}))
+    chain.append(("scale", {"w": f"if(lt(iw,ih),{short('iw')},-2)",
+                            "h": f"if(lt(iw,ih),-2,{short('ih')})", "flags": "bicubic"}))
     chain.append(("format", {"pix_fmts": "yuv420p"}))
     return chain
 
@@ -148,17 +154,20 @@ def encode_video(source: Path, target: Path, settings: EncodeSettings,
     partial = part_path(target)
     partial.unlink(missing_ok=True)  # left by an interrupted run
     target.parent.mkdir(parents=True, exist_ok=True)
-    source_fps = _source_fps(source)
+    source_fps, stated_seconds = _source_timing(source)
     try:
         if encoder == "ffmpeg":
             warning = _encode_ffmpeg(source, partial, settings, source_fps)
         else:
             warning = _encode_pyav(source, partial, settings, source_fps)
-        frames = _indexed_frames(partial)
+        frames, seconds = _indexed_output(partial)
         os.replace(partial, target)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+    if stated_seconds and seconds < SHORT_OUTPUT * stated_seconds:  # e.g. a cut-off download
+        short = f"{seconds:.1f} s decoded of the {stated_seconds:.1f} s the source states"
+        warning = f"{short}; {warning}" if warning else short
     return EncodeResult(frames, warning)
 
 
@@ -167,7 +176,8 @@ def _rate_text(rate: float) -> str:
     return f"{fraction.numerator}/{fraction.denominator}"
 
 
-def _source_fps(source: Path) -> float:
+def _source_timing(source: Path) -> tuple[float, float | None]:
+    """``(frame rate, seconds the container states or None)`` of the first video stream."""
     import av
 
     try:
@@ -175,21 +185,25 @@ def _source_fps(source: Path) -> float:
             if not container.streams.video:
                 raise EncodeError("the file has no video stream")
             stream = container.streams.video[0]
-            for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
-                if rate and 0 < float(rate) < 1000:
-                    return float(rate)
-            return 30.0
+            rate = next((float(r) for r in (stream.average_rate, stream.guessed_rate,
+                                            stream.base_rate) if r and 0 < float(r) < 1000), 30.0)
+            if stream.duration and stream.time_base:
+                return rate, float(stream.duration * stream.time_base)
+            return rate, container.duration / 1e6 if container.duration else None
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:
         raise EncodeError(f"not a readable video ({_first_line(str(error))})") from None
 
 
-def _indexed_frames(path: Path) -> int:
+def _indexed_output(path: Path) -> tuple[int, float]:
+    """``(frames, seconds)`` of an output, indexed as ``VideoReader`` indexes it."""
     from videotl.data.video_reader import VideoDecodeError, probe
 
     try:
-        return probe(path).num_frames
+        index = probe(path)
     except VideoDecodeError as error:
         raise EncodeError(f"the output is not readable: {error.reason}") from None
+    span = float((index.pts[-1] - index.pts[0]) * index.time_base)
+    return index.num_frames, span + 1.0 / index.fps
 
 
 def ffmpeg_command(program: str, source: Path, partial: Path, settings: EncodeSettings,

@@ -5,7 +5,7 @@
   test files of Kinetics-600/700 have no ``label`` column). Other columns are ignored.
 * JSON (``kinetics_train.json``, ...): ``{youtube_id: {"annotations": {"label": ...,
   "segment": [start, end]}, "duration": ..., "subset": ..., "url": ...}}``; test entries may
-  have no label.
+  have no label (and, when they also lack a segment, are matched by ``<youtube_id>`` only).
 
 A video file counts for an annotation when its name without extension is
 ``<youtube_id>_<start:06d>_<end:06d>`` (the name the ActivityNet crawler, the CVDF archives and
@@ -72,13 +72,17 @@ def _from_json(path: Path) -> list[Annotation]:
     for youtube_id, entry in content.items():
         where = f"{path} (entry {youtube_id!r})"
         details = entry.get("annotations") if isinstance(entry, dict) else None
+        label = (str(details.get("label") or "").strip() or None) if isinstance(details, dict) \
+            else None
+        if isinstance(details, dict) and "segment" not in details and label is None:
+            annotations.append(Annotation(youtube_id, None, (youtube_id,), where))
+            continue
         if not isinstance(details, dict) or "segment" not in details:
             raise AnnotationError(f"{where}: expected {{\"annotations\": {{\"label\": ..., "
                                   "\"segment\": [start, end]}, ...}")
         segment = details["segment"]
         if not isinstance(segment, (list, tuple)) or len(segment) != 2:
             raise AnnotationError(f"{where}: segment must be [start, end], got {segment!r}")
-        label = str(details.get("label") or "").strip() or None
         annotations.append(_annotation(youtube_id, segment[0], segment[1], label, where))
     return annotations
 

@@ -115,7 +115,11 @@ class _Workers:
         while pending or self.busy:
             while pending and self.idle:
                 worker, index = self.idle.pop(), pending.pop()
-                worker.send(tasks[index])
+                if not worker.send(tasks[index]):  # it died while idle: replace it
+                    worker.stop(kill=True)
+                    self.idle.append(_Worker.start(self.function))
+                    pending.append(index)
+                    continue
                 self.busy[worker.connection] = (worker, index, time.monotonic())
             for connection in wait(list(self.busy), self._wait_seconds(timeout)):
                 yield self._collect(connection, tasks)
@@ -176,8 +180,13 @@ class _Worker:
         child_end.close()
         return cls(process, parent_end)
 
-    def send(self, task: Any) -> None:
-        self.connection.send(task)
+    def send(self, task: Any) -> bool:
+        """Hands ``task`` to the worker; False if the worker is gone."""
+        try:
+            self.connection.send(task)
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            return False
+        return True
 
     def stop(self, kill: bool) -> int | None:
         """Ends the worker (and, when killing, everything in its process group)."""
@@ -218,8 +227,10 @@ def _serve(function: Callable[[Any], Any], connection: Connection, parent: int) 
             reply = (None, _describe(error))
         try:
             connection.send(reply)
-        except (BrokenPipeError, OSError):
+        except (BrokenPipeError, OSError):  # the parent is gone
             return
+        except Exception as error:  # the result cannot be pickled
+            connection.send((None, f"the result cannot be sent back: {_describe(error)}"))
         sys.stdout.flush()
 
 
