@@ -17,6 +17,7 @@ from release_helpers import HOSTILE_NAMES, REPO, load_script, with_rotation_90
 from video_files import decoded_index, truncated_copy, write_noise_video, write_video
 
 from videotl.data import VideoReader
+from videotl.data.prep import encode
 from videotl.data.prep.encode import EncodeSettings, encode_video, ffmpeg_program
 from videotl.data.prep.resize import resize_videos
 from videotl.data.video_reader import probe
@@ -103,6 +104,32 @@ def test_rotation_metadata_is_applied(encoder, tmp_path):
     bright = np.argwhere(frame > 128)
     # Shown turned 90 degrees counter-clockwise: the top-left block ends bottom-left.
     assert bright[:, 0].min() >= 64 - 16 - 2 and bright[:, 1].max() <= 12 + 2
+
+
+def write_h264_segment(path: Path, size: tuple[int, int], frames: range) -> bytes:
+    """Raw H.264 (Annex B) of grey-coded frames ``frames`` at ``size``."""
+    with av.open(str(path), "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for i in frames:
+            image = np.full((size[1], size[0], 3), 16 + 4 * i, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_source_changing_size_mid_stream(encoder, tmp_path):
+    source = tmp_path / "changes.h264"
+    source.write_bytes(write_h264_segment(tmp_path / "a.h264", (64, 48), range(0, 12))
+                       + write_h264_segment(tmp_path / "b.h264", (96, 72), range(12, 24)))
+    result = encode_video(source, tmp_path / "out.mp4", EncodeSettings(short_side=24), encoder)
+    reader = VideoReader(tmp_path / "out.mp4")
+    assert (result.frames, reader.size) == (24, (32, 24))  # the first part's output size
+    frames = reader.get_frames(range(24))
+    assert [decoded_index(frame.numpy()) for frame in frames] == list(range(24))
 
 
 @pytest.mark.skipif(ffmpeg_program() is None, reason="the ffmpeg program is not installed")
@@ -228,9 +255,13 @@ def test_run_killed_mid_write_leaves_no_partial_output(tmp_path):
     assert not list(output.glob(".*"))
 
 
-def test_bad_arguments(tmp_path, capsys):
+def test_bad_arguments(tmp_path, capsys, monkeypatch):
     script = load_script("resize_videos")
     (tmp_path / "in").mkdir()
+    monkeypatch.setattr(encode, "ffmpeg_program", lambda: None)  # as without the program
+    with pytest.raises(SystemExit):
+        script.main([str(tmp_path / "in"), str(tmp_path / "out"), "--encoder", "ffmpeg"])
+    assert "the ffmpeg program (with libx264) is not on PATH" in capsys.readouterr().err
     for arguments, message in ((["--fps", "0"], "fps must be positive"),
                                (["--jobs", "0"], "--jobs must be at least 1")):
         with pytest.raises(SystemExit) as exit_info:

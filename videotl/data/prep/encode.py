@@ -242,7 +242,6 @@ def _encode_pyav(source: Path, partial: Path, settings: EncodeSettings,
         with av.open(str(source), metadata_errors="ignore") as inp, \
                 av.open(str(partial), "w", format="mp4") as out:
             stream = inp.streams.video[0]
-            stream.thread_type = "SLICE"
             stream.codec_context.thread_count = 1
             writer = _PyavWriter(out, settings, source_fps)
             errors = writer.transcode(inp, stream)
@@ -254,15 +253,18 @@ def _encode_pyav(source: Path, partial: Path, settings: EncodeSettings,
 
 
 class _PyavWriter:
-    """Decoded frames -> the filter chain -> libx264 -> MP4 (graph built on the first frame,
-    when its size and rotation are known)."""
+    """Decoded frames -> the filter chain -> libx264 -> MP4. The graph is built on the first
+    frame, when its size and rotation are known, and rebuilt if the source changes size or pixel
+    format mid-stream (then scaling to the size the output already has)."""
 
     def __init__(self, container: Any, settings: EncodeSettings, source_fps: float) -> None:
         self.container, self.settings, self.source_fps = container, settings, source_fps
         self.graph: Any = None
+        self.graph_input: tuple[int, int, str] | None = None
         self.stream: Any = None
         self.frames = 0
-        self.last_pts: int | None = None
+        self.last_pts: int | None = None  # of the last decoded frame taken
+        self.last_out: float | None = None  # time of the last frame encoded
 
     def transcode(self, inp: Any, stream: Any) -> int:
         import av
@@ -289,7 +291,10 @@ class _PyavWriter:
         if self.last_pts is not None and frame.pts <= self.last_pts:
             return  # not after the previous frame: dropped, as ffmpeg does for MP4 output
         self.last_pts = frame.pts
-        if self.graph is None:
+        if self.graph_input != (frame.width, frame.height, frame.format.name):
+            if self.graph is not None:  # the source changed size: flush, then rebuild
+                self.graph.push(None)
+                self._drain()
             self._build(frame)
         self.graph.push(frame)
         self._drain()
@@ -302,6 +307,10 @@ class _PyavWriter:
                 frame = self.graph.pull()
             except (av.error.BlockingIOError, av.error.EOFError):
                 return
+            time = float(frame.pts * frame.time_base)
+            if self.last_out is not None and time <= self.last_out:
+                continue  # a repeat from flushing the graph when the source changed size
+            self.last_out = time
             if self.stream is None:
                 self._open_stream(frame)
             # A decoded frame keeps its source picture type, which libx264 would obey as a
@@ -317,11 +326,17 @@ class _PyavWriter:
         graph = av.filter.Graph()
         nodes = [graph.add_buffer(width=frame.width, height=frame.height,
                                   format=frame.format.name, time_base=frame.time_base)]
-        for name, options in _upright(frame.rotation) + filters(self.settings):
+        chain = _upright(frame.rotation) + filters(self.settings)
+        if self.stream is not None:  # keep the output size
+            chain = [(name, {**options, "w": str(self.stream.width),
+                             "h": str(self.stream.height)} if name == "scale" else options)
+                     for name, options in chain]
+        for name, options in chain:
             nodes.append(graph.add(name, **options))
         nodes.append(graph.add("buffersink"))
         graph.link_nodes(*nodes).configure()
         self.graph = graph
+        self.graph_input = (frame.width, frame.height, frame.format.name)
 
     def _open_stream(self, frame: Any) -> None:
         rate = Fraction(self.settings.fps or self.source_fps).limit_denominator(1001)

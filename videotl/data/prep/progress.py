@@ -22,8 +22,11 @@ class Progress:
         if enabled and self.stream.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=description, unit="video", file=self.stream,
-                            dynamic_ncols=True, smoothing=0.05)
+            class Bar(tqdm):
+                monitor_interval = 0  # no monitor thread: worker processes are forked
+
+            self.bar = Bar(total=total, desc=description, unit="video", file=self.stream,
+                           dynamic_ncols=True, smoothing=0.05)
 
     def update(self, failed: bool = False) -> None:
         self.done += 1
