@@ -2,8 +2,8 @@
 
 * ``kinetics``, ``avid``, ``charades``: the releases' annotation formats; ``single_label``
   matches annotations to video files and writes the lists the loaders read.
-* ``encode``, ``resize``: re-encoding videos (short side, frame rate, keyframes), in parallel,
-  resumably and atomically.
+* ``encode`` (with ``encode_settings``, ``pyav_encoder``, ``ffmpeg_encoder``), ``resize``:
+  re-encoding videos (short side, frame rate, keyframes), in parallel, resumably and atomically.
 * ``verify``: decoding every listed video with the training reader, writing an exclusion list.
 * ``pool``, ``progress``, ``files``: worker processes with time limits, progress display, file
   helpers.
