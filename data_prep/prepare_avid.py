@@ -1,0 +1,71 @@
+#!/usr/bin/env python
+"""AViD: official annotations + downloaded videos -> the lists videotl reads.
+
+Reads the official split files (``avid_train.json`` / ``avid_val.json`` from the AViD
+repository's dataset/ folder: {"<video>.mp4": "<class name>"}; a two-column CSV
+``video,label`` is accepted too), finds each video under --videos by its file name without
+extension (in any sub-folder), and writes into --output:
+
+  classes.txt            class names, sorted (or the order of --classes)
+  train.csv, val.csv     "path,label" rows, path relative to --videos, label a class index
+  test.csv               labelled --test annotations, else a copy of val.csv
+  missing_videos.txt     annotated videos without a file (left out of the lists)
+  unlisted_videos.txt    video files that no annotation names
+
+Example:
+    python data_prep/prepare_avid.py --train AViD/dataset/avid_train.json \\
+        --val AViD/dataset/avid_val.json --videos data/avid/videos_256 --output data/avid
+See docs/DATASETS.md (including the videos labelled "none").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from videotl.data.lists import AnnotationError  # noqa: E402
+from videotl.data.prep.avid import NUM_CLASSES, read_avid_annotations  # noqa: E402
+from videotl.data.prep.single_label import write_single_label_lists  # noqa: E402
+from videotl.utils.cli import exit_with_error  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", type=Path, required=True, help="avid_train.json")
+    parser.add_argument("--val", type=Path, required=True, help="avid_val.json")
+    parser.add_argument("--test", type=Path, default=None, help="a labelled test split, if any")
+    parser.add_argument("--videos", type=Path, required=True,
+                        help="folder of the videos (searched recursively)")
+    parser.add_argument("--output", type=Path, required=True,
+                        help="where the lists go: data.root")
+    parser.add_argument("--classes", type=Path, default=None,
+                        help="class names in index order (.txt or .json); default: the "
+                             "annotated labels, sorted")
+    parser.add_argument("--drop-label", action="append", default=[], metavar="LABEL",
+                        help="leave out the videos with this label (repeatable), e.g. none")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    files = {"train": args.train, "val": args.val, "test": args.test}
+    try:
+        annotations = {split: read_avid_annotations(path, args.drop_label)
+                       for split, path in files.items() if path is not None}
+        report = write_single_label_lists(annotations, args.videos, args.output, args.classes)
+    except (AnnotationError, FileNotFoundError) as error:
+        exit_with_error(error)
+    print(report.summary())
+    if len(report.classes) != NUM_CLASSES:
+        print(f"note: {len(report.classes)} classes; the AViD paper reports {NUM_CLASSES} "
+              "(configs/avid/base.yaml sets model.num_classes=887)")
+    print("train with: data.dataset=avid " + " ".join(report.config_overrides())
+          + f" model.num_classes={len(report.classes)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+#!/usr/bin/env python
+"""Charades v1: official release files + downloaded videos -> what videotl reads.
+
+The Charades loader reads the official files unchanged. This script checks
+``Charades_v1_classes.txt``, ``Charades_v1_train.csv`` and ``Charades_v1_test.csv`` (in
+--annotations) with the loader's own parsers, copies them into --output (data.root), and
+matches every annotated id to ``<videos>/<id>.mp4``. It writes into --output:
+
+  missing_videos.txt     ids without a video: an exclusion list (data.exclude_file)
+  unlisted_videos.txt    video files that are not <id>.mp4 of an annotated id
+
+Example (after re-encoding Charades_v1_480 with data_prep/resize_videos.py):
+    python data_prep/prepare_charades.py --annotations Charades \\
+        --videos data/charades/Charades_v1_480_12fps --output data/charades
+See docs/DATASETS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from videotl.data.lists import AnnotationError  # noqa: E402
+from videotl.data.prep.charades import prepare_charades  # noqa: E402
+from videotl.utils.cli import exit_with_error  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--annotations", type=Path, required=True,
+                        help="folder holding the official Charades_v1_*.csv / classes files")
+    parser.add_argument("--videos", type=Path, required=True, help="folder of <id>.mp4 videos")
+    parser.add_argument("--output", type=Path, required=True,
+                        help="data.root: receives the annotation files and the reports")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        report = prepare_charades(args.annotations, args.videos, args.output)
+    except (AnnotationError, FileNotFoundError) as error:
+        exit_with_error(error)
+    print(report.summary())
+    print("train with: data.dataset=charades " + " ".join(report.config_overrides()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+#!/usr/bin/env python
+"""Kinetics-400/600/700: official annotations + downloaded videos -> the lists videotl reads.
+
+Reads the official annotation files (CSV ``label,youtube_id,time_start,time_end,split`` or the
+JSON form), finds each annotated clip under --videos by its file name
+(``<youtube_id>_<start:06d>_<end:06d>.<ext>`` or ``<youtube_id>.<ext>``, in any sub-folder), and
+writes into --output:
+
+  classes.txt            class names, sorted (or the order of --classes)
+  train.csv, val.csv     "path,label" rows, path relative to --videos, label a class index
+  test.csv               labelled --test annotations, else a copy of val.csv
+  missing_videos.txt     annotated clips without a file (left out of the lists)
+  unlisted_videos.txt    video files that no annotation names
+
+Example (after re-encoding with data_prep/resize_videos.py):
+    python data_prep/prepare_kinetics.py --train kinetics400/train.csv \\
+        --val kinetics400/validate.csv --videos data/k400/videos_256 --output data/k400
+See docs/DATASETS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from videotl.data.lists import AnnotationError  # noqa: E402
+from videotl.data.prep.kinetics import read_kinetics_annotations  # noqa: E402
+from videotl.data.prep.single_label import write_single_label_lists  # noqa: E402
+from videotl.utils.cli import exit_with_error  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", type=Path, required=True, help="training annotations")
+    parser.add_argument("--val", type=Path, required=True, help="validation annotations")
+    parser.add_argument("--test", type=Path, default=None,
+                        help="test annotations (unlabelled ones are not listed)")
+    parser.add_argument("--videos", type=Path, required=True,
+                        help="folder of the videos (searched recursively)")
+    parser.add_argument("--output", type=Path, required=True,
+                        help="where the lists go: data.root")
+    parser.add_argument("--classes", type=Path, default=None,
+                        help="class names in index order (.txt, one per line, or .json); "
+                             "default: the annotated labels, sorted")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    files = {"train": args.train, "val": args.val, "test": args.test}
+    try:
+        annotations = {split: read_kinetics_annotations(path)
+                       for split, path in files.items() if path is not None}
+        report = write_single_label_lists(annotations, args.videos, args.output, args.classes)
+    except (AnnotationError, FileNotFoundError) as error:
+        exit_with_error(error)
+    print(report.summary())
+    print("train with: data.dataset=kinetics " + " ".join(report.config_overrides())
+          + f" model.num_classes={len(report.classes)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+"""Re-encodes every video under INPUT into OUTPUT for fast training reads.
+
+Each video becomes OUTPUT/<same sub-folder>/<name>.mp4: H.264 with the short side at
+--short-side pixels (never enlarged unless --upscale), optionally resampled to --fps, a
+keyframe at least every --keyframe-seconds (cheap random access), no audio. Encodes with PyAV
+by default, or with the ffmpeg program (--encoder ffmpeg); both give the same files, and PyAV
+was as fast or faster in benchmarks/resize_encoders.py (see BENCHMARKS.md).
+
+  * parallel: --jobs processes (default: all cores), one thread each; progress bar with ETA;
+  * resumable: finished outputs are skipped, so re-running after an interruption continues;
+  * atomic: an output is written under a hidden temporary name and renamed when complete and
+    checked, so an interrupted run never leaves a partial file under a final name;
+  * safe names: no shell is involved; any file name works;
+  * failures (unreadable source, time-out, crash) are listed at the end with their reasons and
+    in OUTPUT/resize_failures.txt; the exit status is then 1.
+
+Examples:
+    python data_prep/resize_videos.py data/k400/raw data/k400/videos_256 --short-side 256
+    python data_prep/resize_videos.py Charades_v1_480 data/charades/Charades_v1_480_12fps \\
+        --short-side 256 --fps 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from videotl.data.prep.encode import ENCODERS, EncodeSettings  # noqa: E402
+from videotl.data.prep.pool import default_jobs  # noqa: E402
+from videotl.data.prep.resize import FAILURES_FILE, resize_videos  # noqa: E402
+from videotl.utils.cli import exit_with_error  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("input", type=Path, help="folder of source videos (searched recursively)")
+    parser.add_argument("output", type=Path, help="folder for the re-encoded videos")
+    parser.add_argument("--short-side", type=int, default=256,
+                        help="pixels of the shorter side (default 256; 0 keeps the size)")
+    parser.add_argument("--upscale", action="store_true",
+                        help="also enlarge videos smaller than --short-side")
+    parser.add_argument("--fps", type=float, default=None,
+                        help="output frame rate, e.g. 12 (default: keep the source's)")
+    parser.add_argument("--keyframe-seconds", type=float, default=1.0,
+                        help="at most this many seconds between keyframes (default 1)")
+    parser.add_argument("--crf", type=int, default=23,
+                        help="x264 quality, lower is better and larger (default 23)")
+    parser.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
+    parser.add_argument("--encoder", choices=ENCODERS, default="pyav",
+                        help="pyav, or the ffmpeg program when installed (default pyav)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help=f"parallel processes (default: all cores, here {default_jobs()})")
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="seconds one video may take before it is abandoned (default 900)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="re-encode videos whose output exists")
+    parser.add_argument("--no-progress", action="store_true", help="no progress display")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = EncodeSettings(short_side=args.short_side or None, upscale=args.upscale,
+                                  fps=args.fps, keyframe_seconds=args.keyframe_seconds,
+                                  crf=args.crf, preset=args.preset)
+        if args.jobs is not None and args.jobs < 1:
+            raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+        summary = resize_videos(args.input, args.output, settings, encoder=args.encoder,
+                                jobs=args.jobs, timeout=args.timeout, overwrite=args.overwrite,
+                                progress=not args.no_progress)
+    except (ValueError, FileNotFoundError) as error:
+        exit_with_error(error)
+    print(summary.text())
+    if summary.failures:
+        print(f"failures listed in {args.output / FAILURES_FILE}")
+    if summary.interrupted:
+        return 130
+    return 1 if summary.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

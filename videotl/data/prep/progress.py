@@ -1,0 +1,57 @@
+"""Progress of a long run over files: a bar with rate and ETA on a terminal (tqdm), otherwise a
+plain line every ``interval`` seconds (for logs of runs in the background)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+class Progress:
+    """Counts finished items (and failed ones) out of ``total``."""
+
+    def __init__(self, total: int, description: str = "", enabled: bool = True,
+                 stream: TextIO | None = None, interval: float = 30.0) -> None:
+        self.total, self.description, self.enabled = total, description, enabled
+        self.stream = stream or sys.stderr
+        self.interval = interval
+        self.done = self.failed = 0
+        self.start = self.last_line = time.monotonic()
+        self.bar = None
+        if enabled and self.stream.isatty():
+            from tqdm import tqdm
+
+            class Bar(tqdm):
+                monitor_interval = 0  # no monitor thread: worker processes are forked
+
+            self.bar = Bar(total=total, desc=description, unit="video", file=self.stream,
+                           dynamic_ncols=True, smoothing=0.05)
+
+    def update(self, failed: bool = False) -> None:
+        self.done += 1
+        self.failed += int(failed)
+        if self.bar is not None:
+            self.bar.update(1)
+            if failed:
+                self.bar.set_postfix(failed=self.failed, refresh=False)
+        elif self.enabled and time.monotonic() - self.last_line >= self.interval:
+            self.last_line = time.monotonic()
+            print(self.line(), file=self.stream, flush=True)
+
+    def line(self) -> str:
+        """``"<description>: 120/1000 (12.0 %), 2 failed, 3.1 videos/s, ETA 0:04:44"``."""
+        elapsed = time.monotonic() - self.start
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        left = (self.total - self.done) / rate if rate > 0 else float("nan")
+        eta = time.strftime("%H:%M:%S", time.gmtime(left)) if left == left else "?"
+        share = 100.0 * self.done / max(self.total, 1)
+        return (f"{self.description}: {self.done}/{self.total} ({share:.1f} %), "
+                f"{self.failed} failed, {rate:.2f} videos/s, ETA {eta}")
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()

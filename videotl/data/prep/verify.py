@@ -1,0 +1,171 @@
+"""Verifying a dataset's videos with the reader training uses, and writing the unreadable ones
+to an exclusion list (``data.exclude_file``).
+
+The videos are those the dataset builders list for a config (``build_dataset``: same lists,
+same exclusions). Each video is opened with ``VideoReader`` (the config's ``data.decoder``,
+with its automatic PyAV fallback) in a worker process with a time limit, and its frames are
+decoded in chunks: all of them, or ``frames`` evenly spaced ones for a quick check.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Sequence
+
+from videotl.data.prep.files import write_lines
+from videotl.data.prep.pool import run_tasks
+
+CHUNK = 32  # frames decoded per call: bounded memory for long videos
+
+
+@dataclass(frozen=True)
+class VideoCheck:
+    """One video to check: ``video_id`` as its list names it, ``path`` the file."""
+
+    video_id: str
+    path: str
+    backend: str
+    short_side: int | None
+    frames: int | None  # None: every frame
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """``error``: why the video cannot be read (None if it can); ``note``: a readable video's
+    oddity (a decoder fallback, frames lost at the end)."""
+
+    frames: int
+    error: str | None = None
+    note: str | None = None
+
+
+@dataclass
+class Verification:
+    """What ``verify_videos`` found."""
+
+    checked: int
+    unreadable: list[tuple[str, str]]  # (video id, reason)
+    notes: list[tuple[str, str]]
+    previously_excluded: list[str]
+
+    def text(self, limit: int = 20) -> str:
+        lines = [f"{self.checked} videos checked: {len(self.unreadable)} unreadable, "
+                 f"{len(self.notes)} readable with notes"]
+        for title, items in (("unreadable", self.unreadable), ("notes", self.notes)):
+            if items:
+                lines.append(f"{title}:")
+                lines.extend(f"  {video}: {reason}" for video, reason in items[:limit])
+                if len(items) > limit:
+                    lines.append(f"  ... and {len(items) - limit} more")
+        return "\n".join(lines)
+
+
+def check_video(check: VideoCheck) -> CheckOutcome:
+    """Opens and decodes one video as training does; never raises for a bad video."""
+    from videotl.data.video_reader import VideoDecodeError, VideoReader
+
+    try:
+        with VideoReader(check.path, backend=check.backend, short_side=check.short_side,
+                         num_threads=1) as reader:
+            indexed = reader.num_frames
+            wanted = _indices(indexed, check.frames)
+            for start in range(0, len(wanted), CHUNK):
+                reader.get_frames([min(i, reader.num_frames - 1)
+                                   for i in wanted[start:start + CHUNK]])
+            notes = []
+            if reader.backend != check.backend:
+                notes.append(f"{check.backend} cannot decode it; the PyAV fallback can")
+            if reader.num_frames < indexed:
+                notes.append(f"only {reader.num_frames} of {indexed} indexed frames decode")
+            return CheckOutcome(len(wanted), note="; ".join(notes) or None)
+    except VideoDecodeError as error:
+        return CheckOutcome(0, error=error.reason)
+
+
+def _indices(count: int, frames: int | None) -> list[int]:
+    if frames is None or frames >= count:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / max(frames - 1, 1)) for i in range(frames)})
+
+
+def listed_videos(cfg: Any, splits: Sequence[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """``([(video id, path)], excluded ids)`` over ``splits``, each file once, in list order."""
+    from videotl.data import build_dataset
+
+    videos: dict[str, str] = {}
+    excluded: dict[str, None] = {}
+    for split in splits:
+        dataset = build_dataset(cfg, split)
+        for entry in dataset.videos:
+            videos.setdefault(entry.path, entry.video_id)
+        excluded.update(dict.fromkeys(dataset.excluded))
+    return [(video_id, path) for path, video_id in videos.items()], list(excluded)
+
+
+def verify_videos(
+    cfg: Any,
+    splits: Sequence[str] = ("train", "val", "test"),
+    sample: int | None = None,
+    seed: int = 0,
+    frames: int | None = None,
+    short_side: int | None = None,
+    jobs: int | None = None,
+    timeout: float | None = 120.0,
+    progress: bool = True,
+) -> Verification:
+    """Checks the videos of ``splits`` (or a random ``sample`` of them).
+
+    Args:
+        cfg: an experiment config (``data.*`` chooses the dataset, lists and decoder).
+        frames: decode this many evenly spaced frames per video (None: all).
+        short_side: decode at this short side (None: native size).
+        timeout: seconds per video before its process is killed and the video reported.
+    """
+    videos, excluded = listed_videos(cfg, splits)
+    if sample is not None and sample < len(videos):
+        videos = random.Random(seed).sample(videos, sample)
+    checks = [VideoCheck(video_id, path, cfg.data.decoder, short_side, frames)
+              for video_id, path in videos]
+    unreadable, notes = [], []
+    for result in run_tasks(check_video, checks, jobs=jobs, timeout=timeout,
+                            description="verifying", progress=progress):
+        video_id = result.task.video_id
+        if not result.ok:
+            unreadable.append((video_id, result.error))
+        elif result.value.error:
+            unreadable.append((video_id, result.value.error))
+        elif result.value.note:
+            notes.append((video_id, result.value.note))
+    order = {video_id: n for n, (video_id, _) in enumerate(videos)}
+    unreadable.sort(key=lambda item: order[item[0]])
+    notes.sort(key=lambda item: order[item[0]])
+    return Verification(len(checks), unreadable, notes, excluded)
+
+
+def previous_exclusions(cfg: Any) -> list[str]:
+    """The lines of the config's ``data.exclude_file`` (none when it is not set)."""
+    from videotl.data.lists import read_exclusions
+
+    name = cfg.data.exclude_file
+    if not name:
+        return []
+    path = Path(name) if Path(name).is_absolute() else Path(cfg.data.root) / name
+    return read_exclusions(path)
+
+
+def write_exclusions(path: Path, verification: Verification,
+                     previous: Sequence[str] = (), previous_file: str = "") -> None:
+    """Writes the unreadable videos (each after a ``# reason`` comment) after the lines of the
+    previous exclusion list, in the format ``data.exclude_file`` reads."""
+    lines = [f"# Videos that failed verification with the training reader ({date.today()}).",
+             "# Use as data.exclude_file; lines starting with '#' are comments."]
+    if previous:
+        lines.append(f"# Excluded before, by {previous_file or 'data.exclude_file'}:")
+        lines.extend(previous)
+    for video_id, reason in verification.unreadable:
+        lines.append("# " + " ".join(reason.split()))
+        lines.append(video_id)
+    write_lines(Path(path), lines)
