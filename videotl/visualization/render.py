@@ -234,7 +234,7 @@ def write_gif(images: Sequence[np.ndarray], path: str | Path, fps: float,
         if scale != 1.0:
             size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
             picture = picture.resize(size, Image.Resampling.LANCZOS)
-        frames.append(picture.quantize(colors=256, method=Image.Quantize.MEDIANCUT,
+        frames.append(picture.quantize(colors=256, method=Image.Quantize.FASTOCTREE,
                                        dither=Image.Dither.NONE))
     duration = max(20, int(round(1000 / fps)))
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=duration, loop=0,
