@@ -24,7 +24,8 @@ VARIANTS = ABLATION_VARIANTS.names()
 
 
 def doc_rows(text):
-    """``{variant: [{column header: cell}, ...]}``: the table rows that start with a variant."""
+    """``{variant: [{column header: cell}, ...]}``: the rows that start with a variant in the
+    tables of module figures (those with a ``params (ours)`` column; not the training results)."""
     rows = {}
     header = None
     for line in text.splitlines():
@@ -34,7 +35,8 @@ def doc_rows(text):
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if header is None:
             header = cells
-        elif cells[0].startswith("`") and cells[0].strip("`") in ABLATION_VARIANTS:
+        elif ("params (ours)" in header and cells[0].startswith("`")
+              and cells[0].strip("`") in ABLATION_VARIANTS):
             rows.setdefault(cells[0].strip("`"), []).append(dict(zip(header, cells)))
     return rows
 
