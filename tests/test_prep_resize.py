@@ -22,6 +22,8 @@ from videotl.data.prep.encode import EncodeSettings, encode_video, ffmpeg_progra
 from videotl.data.prep.resize import resize_videos
 from videotl.data.video_reader import probe
 
+# The ffmpeg program is optional (PyAV is the default encoder and a Python dependency); machines
+# without it, CI among them, test the PyAV path only.
 ENCODERS = ["pyav", pytest.param("ffmpeg", marks=pytest.mark.skipif(
     ffmpeg_program() is None, reason="the ffmpeg program (with libx264) is not installed"))]
 
@@ -132,6 +134,8 @@ def test_source_changing_size_mid_stream(encoder, tmp_path):
     assert [decoded_index(frame.numpy()) for frame in frames] == list(range(24))
 
 
+# Compares the two encoders, so it needs the optional ffmpeg program; without it there is
+# nothing to compare.
 @pytest.mark.skipif(ffmpeg_program() is None, reason="the ffmpeg program is not installed")
 def test_both_encoders_make_the_same_video(tmp_path):
     source = write_noise_video(tmp_path / "noise.mp4", 40, size=(96, 72))

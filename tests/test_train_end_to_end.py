@@ -97,6 +97,8 @@ def test_mismatched_classes_and_checkpoints_are_reported(synthetic_kinetics, tmp
     assert "Traceback" not in result.stderr
 
 
+# torchrun's elastic agent starts its workers as POSIX processes; the toolkit targets Linux, so
+# this only skips on platforms the project does not support.
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="torchrun needs POSIX processes")
 def test_two_processes_give_the_same_test_metrics_as_one(synthetic_kinetics, tmp_path, repo):
     cfg = tiny_run(synthetic_kinetics, tmp_path / "run", "train.epochs=1", "train.eval_period=0")
