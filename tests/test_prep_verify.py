@@ -11,6 +11,7 @@ from video_files import truncated_copy
 
 from videotl.data import build_dataset
 from videotl.data.prep import verify
+from videotl.data.prep.progress import listed_files
 from videotl.data.prep.verify import VideoCheck, check_video
 
 OVERRIDES = ["data.num_frames=4", "data.frame_stride=2", "data.train_crop_size=32",
@@ -100,3 +101,10 @@ def test_missing_list_is_a_clear_error(tmp_path, capsys):
             "--output", str(tmp_path / "x.txt"), "--splits", "train"])
     assert exit_info.value.code == 2
     assert "video list not found" in capsys.readouterr().err
+
+
+def test_summary_lists_at_most_limit_files_and_counts_the_rest():
+    items = [(f"v{i}.mp4", "no frames") for i in range(5)]
+    assert listed_files("unreadable", items, limit=2) == [
+        "unreadable:", "  v0.mp4: no frames", "  v1.mp4: no frames", "  ... and 3 more"]
+    assert listed_files("notes", [], limit=2) == []

@@ -13,7 +13,6 @@ Example (synthetic data, a few minutes on 2 CPU cores):
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 
@@ -24,12 +23,13 @@ from videotl.engine.checkpoint import CheckpointError
 from videotl.engine.distributed import select_device
 from videotl.engine.reducer_comparison import compare_reducers, markdown_report
 from videotl.models.token_reducers import TOKEN_REDUCERS
-from videotl.utils.cli import config_parser, exit_with_error, load_or_exit
+from videotl.utils.cli import config_parser, exit_with_error, load_or_exit, registry_names
 
 
 def main() -> None:
     parser = config_parser(__doc__)
-    parser.add_argument("--reducers", type=_names, default=TOKEN_REDUCERS.names(),
+    parser.add_argument("--reducers", type=registry_names(TOKEN_REDUCERS),
+                        default=TOKEN_REDUCERS.names(),
                         help="comma-separated reducers (default: all registered)")
     parser.add_argument("--work-dir", default="output/compare_reducers",
                         help="where each run writes its checkpoints and logs")
@@ -55,14 +55,6 @@ def _machine(device: str) -> str:
     if selected.type == "cuda":
         return f"one {torch.cuda.get_device_name(selected)}"
     return f"{torch.get_num_threads()} CPU threads, shared with other work"
-
-
-def _names(text: str) -> list[str]:
-    names = [item.strip() for item in text.split(",")]
-    for name in names:
-        if name not in TOKEN_REDUCERS:
-            raise argparse.ArgumentTypeError(TOKEN_REDUCERS.unknown_message(name))
-    return names
 
 
 if __name__ == "__main__":

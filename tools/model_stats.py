@@ -38,7 +38,7 @@ from videotl.models.complexity import ModelComplexity
 from videotl.models.reducer_complexity import TokenSweep, ats_kept_tokens, count_model, sweep_tokens
 from videotl.models.token_reducers import TOKEN_REDUCERS
 from videotl.registry import RegistryError
-from videotl.utils.cli import config_parser, exit_with_error, load_or_exit
+from videotl.utils.cli import config_parser, exit_with_error, load_or_exit, registry_names
 
 
 def format_table(stats: ModelComplexity, title: str) -> str:
@@ -92,7 +92,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--variant", help="an ablation variant of docs/ABLATIONS.md")
     parser.add_argument("--tokens", type=_counts, help="GFLOPs vs K: comma-separated counts")
-    parser.add_argument("--reducers", type=_names, help="reducers for --tokens (default: all)")
+    parser.add_argument("--reducers", type=registry_names(TOKEN_REDUCERS),
+                        help="reducers for --tokens (default: all)")
     parser.add_argument("--ats-kept", type=int, help="kept tokens per temporal index for ATS")
     args = parser.parse_args()
     overrides = args.overrides
@@ -134,14 +135,6 @@ def _counts(text: str) -> list[int]:
     if any(count < 1 for count in counts):
         raise argparse.ArgumentTypeError(f"counts must be >= 1, got {text!r}")
     return counts
-
-
-def _names(text: str) -> list[str]:
-    names = [item.strip() for item in text.split(",")]
-    for name in names:
-        if name not in TOKEN_REDUCERS:
-            raise argparse.ArgumentTypeError(TOKEN_REDUCERS.unknown_message(name))
-    return names
 
 
 if __name__ == "__main__":

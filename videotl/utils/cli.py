@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn, Sequence
+from typing import Callable, NoReturn, Sequence
 
 from videotl.config import ConfigError, ExperimentConfig, load_config
+from videotl.registry import Registry
 
 
 def config_parser(description: str) -> argparse.ArgumentParser:
@@ -34,3 +35,17 @@ def exit_with_error(error: Exception) -> NoReturn:
     """Prints ``error: ...`` to stderr and exits with status 2 (bad input)."""
     print(f"error: {error}", file=sys.stderr)
     sys.exit(2)
+
+
+def registry_names(registry: Registry) -> Callable[[str], list[str]]:
+    """An argparse ``type`` for comma-separated names of ``registry``: unknown names are refused
+    with the registry's message (close matches suggested)."""
+
+    def parse(text: str) -> list[str]:
+        names = [item.strip() for item in text.split(",")]
+        for name in names:
+            if name not in registry:
+                raise argparse.ArgumentTypeError(registry.unknown_message(name))
+        return names
+
+    return parse

@@ -1,11 +1,12 @@
 """Progress of a long run over files: a bar with rate and ETA on a terminal (tqdm), otherwise a
-plain line every ``interval`` seconds (for logs of runs in the background)."""
+plain line every ``interval`` seconds (for logs of runs in the background); and the per-file
+lines of the summary at its end."""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Sequence, TextIO
 
 
 class Progress:
@@ -55,3 +56,15 @@ class Progress:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def listed_files(title: str, items: Sequence[tuple[object, str]], limit: int) -> list[str]:
+    """Summary lines for ``(file, reason)`` pairs: ``title:`` then one indented line per file, at
+    most ``limit`` of them and a count of the rest; nothing when there are no items."""
+    if not items:
+        return []
+    lines = [f"{title}:"]
+    lines.extend(f"  {path}: {reason}" for path, reason in items[:limit])
+    if len(items) > limit:
+        lines.append(f"  ... and {len(items) - limit} more")
+    return lines

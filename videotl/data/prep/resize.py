@@ -16,6 +16,7 @@ from typing import Iterator
 from videotl.data.prep.encode import EncodeSettings, choose_encoder, encode_video
 from videotl.data.prep.files import find_videos, part_path, write_lines
 from videotl.data.prep.pool import TaskResult, run_tasks
+from videotl.data.prep.progress import listed_files
 
 FAILURES_FILE = "resize_failures.txt"
 
@@ -60,12 +61,8 @@ class ResizeSummary:
             left = self.total - self.skipped - self.encoded - len(self.failures)
             lines.append(f"interrupted: {left} videos left; finished ones are kept, run again "
                          "to continue")
-        for title, items in (("failed", self.failures), ("warnings", self.warnings)):
-            if items:
-                lines.append(f"{title}:")
-                lines.extend(f"  {path}: {reason}" for path, reason in items[:limit])
-                if len(items) > limit:
-                    lines.append(f"  ... and {len(items) - limit} more")
+        lines += listed_files("failed", self.failures, limit)
+        lines += listed_files("warnings", self.warnings, limit)
         return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from videotl.data.prep.files import write_lines
 from videotl.data.prep.pool import run_tasks
+from videotl.data.prep.progress import listed_files
 
 CHUNK = 32  # frames decoded per call: bounded memory for long videos
 
@@ -54,12 +55,8 @@ class Verification:
     def text(self, limit: int = 20) -> str:
         lines = [f"{self.checked} videos checked: {len(self.unreadable)} unreadable, "
                  f"{len(self.notes)} readable with notes"]
-        for title, items in (("unreadable", self.unreadable), ("notes", self.notes)):
-            if items:
-                lines.append(f"{title}:")
-                lines.extend(f"  {video}: {reason}" for video, reason in items[:limit])
-                if len(items) > limit:
-                    lines.append(f"  ... and {len(items) - limit} more")
+        lines += listed_files("unreadable", self.unreadable, limit)
+        lines += listed_files("notes", self.notes, limit)
         return "\n".join(lines)
 
 
