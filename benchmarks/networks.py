@@ -20,10 +20,10 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import (  # noqa: E402
-    Measurement,
     header,
     measure,
     parser,
+    use_steady_malloc,
     probe_peak_memory,
     run_probe,
     table,
@@ -100,6 +100,7 @@ def main() -> None:
     cli.add_argument("--batch", type=int, default=1)
     cli.add_argument("--groups", default=",".join(GROUPS), help="comma-separated groups")
     args = cli.parse_args()
+    use_steady_malloc(args)
     device = torch.device(args.device)
     variants = {v.name: v for group in args.groups.split(",") for v in GROUPS[group]}
     if args.probe:
@@ -113,18 +114,22 @@ def main() -> None:
     extra += ["--bf16"] if args.bf16 else []
     for group in args.groups.split(","):
         for mode, make in MODES.items():
-            rows: list[Measurement] = []
+            peaks = ({} if device.type == "cuda" else
+                     {v.name: probe_peak_memory(__file__, f"{mode}:{v.name}", extra)
+                      for v in GROUPS[group]})
+            runs = {}
             for variant in GROUPS[group]:
                 clips = torch.randn(args.batch, 3, variant.frames, variant.size, variant.size,
                                     device=device)
-                peak = (None if device.type == "cuda" else
-                        probe_peak_memory(__file__, f"{mode}:{variant.name}", extra))
-                rows.append(measure(variant.name, make(build(variant, device), clips, args.bf16),
-                                    device, args.repeats, args.warmup, peak))
+                runs[variant.name] = make(build(variant, device), clips, args.bf16)
+            rows = measure(runs, device, args.repeats, args.warmup, peaks)
+            del runs
             print(f"\n{group}, {mode} (baseline: {rows[0].name})\n")
             print(table(rows, rows[0]))
             for row in rows:
-                print(f"  {row.name}: {args.batch / row.seconds:.3f} clips/s")
+                rounds = " ".join(f"{seconds:.2f}" for seconds in row.rounds)
+                print(f"  {row.name}: {args.batch / row.seconds:.3f} clips/s; rounds (s): "
+                      f"{rounds}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 
 Also checks the TokenLearner module's targets: time <= 0.5 x the joint MHSA module, peak memory
 <= 1/4 of the same module with the straightforward vector attention (which holds the
-[N, N, C] tensor), outputs and gradients equal to it within 1e-5.
+[N, N, C] tensor), outputs and gradients equal to it within 1e-5; and compares the module with
+its vector attention on the C kernel (the CPU default) and on PyTorch's fused attention.
 
     python benchmarks/space_time_modules.py [--device cuda] [--bf16] [--repeats 5]
 """
@@ -20,10 +21,10 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import (  # noqa: E402
-    Measurement,
     header,
     measure,
     parser,
+    use_steady_malloc,
     probe_peak_memory,
     run_probe,
     table,
@@ -57,6 +58,14 @@ def straightforward(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
+def on_sdpa(module: torch.nn.Module) -> torch.nn.Module:
+    """The module with its vector attention on PyTorch's fused attention kernel."""
+    for layer in module.modules():
+        if isinstance(layer, VectorTransformer):
+            layer.kernel = "sdpa"
+    return module
+
+
 def equality(device: torch.device) -> float:
     """Largest difference in output and gradients between fused and straightforward."""
     torch.manual_seed(0)
@@ -80,14 +89,17 @@ def variants(spec: SpaceTimeSpec) -> dict[str, callable]:
                 for name in SPACE_TIME_MODULES.names()}
     builders[STRAIGHTFORWARD] = lambda: straightforward(
         build_space_time_module("tokenlearner", spec))
+    builders[ON_SDPA] = lambda: on_sdpa(build_space_time_module("tokenlearner", spec))
     return builders
 
 
 STRAIGHTFORWARD = "tokenlearner (straightforward attention)"
+ON_SDPA = "tokenlearner (attention on torch SDPA)"
 
 
 def main() -> None:
     args = parser(__doc__).parse_args()
+    use_steady_malloc(args)
     device = torch.device(args.device)
     torch.manual_seed(0)
     x = torch.randn(SHAPE, device=device)
@@ -96,20 +108,21 @@ def main() -> None:
     if args.probe:
         return run_probe(step(builders[args.probe]().to(device), x, args.bf16), device)
     print(header(args))
-    rows: dict[str, Measurement] = {}
     extra = ["--device", args.device] + (["--bf16"] if args.bf16 else [])
-    for name, build in builders.items():
-        peak = None if device.type == "cuda" else probe_peak_memory(__file__, name, extra)
-        rows[name] = measure(name, step(build().to(device), x, args.bf16), device,
-                             args.repeats, args.warmup, peak)
+    peaks = ({} if device.type == "cuda" else
+             {name: probe_peak_memory(__file__, name, extra) for name in builders})
+    runs = {name: step(build().to(device), x, args.bf16) for name, build in builders.items()}
+    rows = {row.name: row for row in
+            measure(runs, device, args.repeats, args.warmup, peaks)}
     print(f"\nforward + backward at [B, C, T, H, W] = {list(SHAPE)}; baseline: {BASELINE}\n")
     print(table(list(rows.values()), rows[BASELINE]))
-    tl, straight = rows["tokenlearner"], rows[STRAIGHTFORWARD]
-    print(f"\ntokenlearner time / joint_mhsa time: {tl.seconds / rows[BASELINE].seconds:.3f}"
-          " (target <= 0.5)")
-    print(f"tokenlearner peak / straightforward peak: {tl.peak_mb / straight.peak_mb:.3f}"
+    tl = rows["tokenlearner"]
+    ratios = {name: tl.ratio_to(rows[name]) for name in (BASELINE, STRAIGHTFORWARD, ON_SDPA)}
+    print(f"\ntokenlearner time / joint_mhsa time: {ratios[BASELINE][0]:.3f} (target <= 0.5)")
+    print(f"tokenlearner peak / straightforward peak: {ratios[STRAIGHTFORWARD][1]:.3f}"
           " (target <= 0.25)")
-    print(f"tokenlearner time / straightforward time: {tl.seconds / straight.seconds:.3f}")
+    print(f"tokenlearner time / straightforward time: {ratios[STRAIGHTFORWARD][0]:.3f}")
+    print(f"tokenlearner time / same module on torch SDPA: {ratios[ON_SDPA][0]:.3f}")
     print(f"largest difference fused vs straightforward (output, gradients, fp32): "
           f"{equality(device):.2e}")
 

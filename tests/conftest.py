@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,15 @@ CHARADES_CONFIG = REPO / "configs" / "charades" / "x2plus1d_m_tokenlearner_64f.y
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _kernel_cache(tmp_path_factory) -> Iterator[None]:
+    """Builds the C kernels into a folder of this test session, not the user's cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("VIDEOTL_CACHE_DIR", str(tmp_path_factory.mktemp("kernel_cache")))
+    yield
+    patch.undo()
 
 
 @pytest.fixture

@@ -81,43 +81,45 @@ def test_token_learner_v11_softmax_maps():
 # --- Vector attention ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("head_dim", [1, 8])
-def test_vector_attention_equals_reference_forward_and_gradients(head_dim):
+@pytest.mark.parametrize("kernel,head_dim", [("sdpa", 1), ("sdpa", 8), ("auto", None)])
+def test_vector_attention_equals_reference_forward_and_gradients(kernel, head_dim):
     q, k, v = qkv(scale=0.7)
-    out = vector_attention(q, k, v, head_dim=head_dim)
+    out = vector_attention(q, k, v, head_dim=head_dim, kernel=kernel)
     expected = vector_attention_reference(q, k, v)
     torch.testing.assert_close(out, expected, **TOL)
     for got, want in zip(grads(out, (q, k, v)), grads(expected, (q, k, v))):
         torch.testing.assert_close(got, want, **TOL)
 
 
-def test_vector_attention_at_paper_shape_equals_reference():
+@pytest.mark.parametrize("kernel", ["sdpa", "auto"])
+def test_vector_attention_at_paper_shape_equals_reference(kernel):
     # N = S*T = 8*64 tokens of C = 432 channels, as in the res5 module (batch 1).
     q, k, v = qkv(batch=1, n=512, m=512, c=432, scale=0.5)
-    out = vector_attention(q, k, v)
+    out = vector_attention(q, k, v, kernel=kernel)
     expected = vector_attention_reference(q, k, v)
     torch.testing.assert_close(out, expected, **TOL)
     for got, want in zip(grads(out, (q, k, v)), grads(expected, (q, k, v))):
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-5)
 
 
-def test_vector_attention_runs_on_a_fused_kernel():
-    # The fused CPU kernel never holds the [B, N, M, C] tensor; forbidding every other backend
-    # makes this fail if vector_attention's layout ever falls back to the materialising path.
+def test_vector_attention_sdpa_runs_on_a_fused_kernel():
+    # PyTorch's fused CPU kernel never holds the [B, N, M, C] tensor; forbidding every other
+    # backend makes this fail if the layout ever falls back to the materialising path.
     q, k, v = qkv()
     with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
-        out = vector_attention(q, k, v)
+        out = vector_attention(q, k, v, kernel="sdpa")
         out.sum().backward()
     torch.testing.assert_close(out, vector_attention_reference(q, k, v), **TOL)
 
 
-def test_vector_attention_is_per_channel():
+@pytest.mark.parametrize("kernel", ["sdpa", "auto"])
+def test_vector_attention_is_per_channel(kernel):
     # Changing channel c of q, k or v changes only channel c of the output.
     q, k, v = (t.detach() for t in qkv())
-    base = vector_attention(q, k, v)
+    base = vector_attention(q, k, v, kernel=kernel)
     k2 = k.clone()
     k2[..., 3] += torch.randn(k.shape[:2])  # (a constant shift would cancel in the softmax)
-    changed = (vector_attention(q, k2, v) - base).abs().amax(dim=(0, 1))
+    changed = (vector_attention(q, k2, v, kernel=kernel) - base).abs().amax(dim=(0, 1))
     assert changed[3] > 1e-3 and torch.all(changed[torch.arange(12) != 3] == 0)
 
 
@@ -125,6 +127,8 @@ def test_vector_attention_rejects_mismatched_shapes():
     q, k, v = qkv()
     with pytest.raises(ValueError, match="vector_attention needs"):
         vector_attention(q, k, v[:, :-1])
+    with pytest.raises(ValueError, match="unknown vector_attention kernel 'flash'"):
+        vector_attention(q, k, v, kernel="flash")
 
 
 def test_projected_vector_attention_equals_reference():

@@ -1,0 +1,113 @@
+"""Per-channel (vector) attention on the CPU with the C kernel of ``vector_attention.c``.
+
+``y_i[c] = sum_j softmax_j(q_i[c] k_j[c]) v_j[c]``. The forward pass keeps each row's
+log-normaliser, relative to the row's largest logit (which the backward pass recomputes from
+``q`` and the extremes of ``k``); the backward pass evaluates the attention weights again from
+it. Nothing of size ``N x M`` is stored, and each pass evaluates one exponential per logit.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import warnings
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from videotl.kernels.build import load_kernel
+
+_POINTER = ctypes.c_void_p
+_SIZE = ctypes.c_long
+_warned = False
+
+
+def _library() -> ctypes.CDLL | None:
+    global _warned
+    kernel = load_kernel("vector_attention")
+    if kernel.library is None:
+        if not _warned:
+            warnings.warn(f"videotl: the native vector-attention kernel is unavailable "
+                          f"({kernel.reason}); using PyTorch's fused attention instead, about "
+                          f"2x slower on the CPU", RuntimeWarning, stacklevel=3)
+            _warned = True
+        return None
+    library = kernel.library
+    forward, backward = (library.videotl_vector_attention_forward,
+                         library.videotl_vector_attention_backward)
+    forward.argtypes = [_POINTER] * 5 + [_SIZE] * 3 + [ctypes.c_int]
+    backward.argtypes = [_POINTER] * 9 + [_SIZE] * 3 + [ctypes.c_int]
+    forward.restype = backward.restype = None
+    return library
+
+
+def native_vector_attention_available() -> bool:
+    """Whether the C kernel is built and loaded (building it on first call)."""
+    return _library() is not None
+
+
+def supports(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
+    """Whether the kernel handles these inputs (float32 CPU tensors, at least one query and one
+    key). Does not build the kernel."""
+    return (all(t.device.type == "cpu" and t.dtype == torch.float32 for t in (q, k, v))
+            and k.shape[1] > 0 and q.shape[1] > 0)
+
+
+def native_vector_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Vector attention with the C kernel.
+
+    Args:
+        q: ``[B, N, C]``; k, v: ``[B, M, C]``; float32 on the CPU.
+
+    Returns:
+        ``[B, N, C]``. Differentiable once (the backward pass is not itself differentiable).
+
+    Raises:
+        RuntimeError: the kernel could not be built (the message says why).
+    """
+    if not supports(q, k, v):
+        raise ValueError(f"native_vector_attention needs float32 CPU tensors with N, M >= 1; got "
+                         f"{q.dtype} {tuple(q.shape)} on {q.device}, {tuple(k.shape)}")
+    if _library() is None:
+        raise RuntimeError(f"the native vector-attention kernel is unavailable: "
+                           f"{load_kernel('vector_attention').reason}")
+    return _VectorAttention.apply(q, k, v)
+
+
+def _channel_major(x: torch.Tensor) -> torch.Tensor:
+    """``[B, L, C] -> [B, C, L]``, contiguous."""
+    return x.transpose(1, 2).contiguous()
+
+
+def _threads(channels: int) -> int:
+    return max(1, min(torch.get_num_threads(), channels))
+
+
+class _VectorAttention(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        batch, n, channels = q.shape
+        m = k.shape[1]
+        q_c, k_c, v_c = (_channel_major(t.detach()) for t in (q, k, v))
+        y = torch.empty_like(q_c)
+        lognorm = torch.empty_like(q_c)
+        rows = batch * channels
+        _library().videotl_vector_attention_forward(
+            q_c.data_ptr(), k_c.data_ptr(), v_c.data_ptr(), y.data_ptr(), lognorm.data_ptr(),
+            rows, n, m, _threads(rows))
+        ctx.save_for_backward(q_c, k_c, v_c, y, lognorm)
+        return y.transpose(1, 2)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        q_c, k_c, v_c, y, lognorm = ctx.saved_tensors
+        batch, channels, n = q_c.shape
+        m = k_c.shape[2]
+        g = _channel_major(grad.float())
+        dq, dk, dv = torch.empty_like(q_c), torch.empty_like(k_c), torch.empty_like(v_c)
+        rows = batch * channels
+        _library().videotl_vector_attention_backward(
+            q_c.data_ptr(), k_c.data_ptr(), v_c.data_ptr(), y.data_ptr(), lognorm.data_ptr(),
+            g.data_ptr(), dq.data_ptr(), dk.data_ptr(), dv.data_ptr(), rows, n, m,
+            _threads(rows))
+        return dq.transpose(1, 2), dk.transpose(1, 2), dv.transpose(1, 2)
