@@ -28,7 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from videotl.data.lists import AnnotationError  # noqa: E402
 from videotl.data.prep.avid import NUM_CLASSES, read_avid_annotations  # noqa: E402
-from videotl.data.prep.single_label import write_single_label_lists  # noqa: E402
+from videotl.data.prep.single_label import (  # noqa: E402
+    add_list_arguments,
+    write_single_label_lists,
+)
 from videotl.utils.cli import exit_with_error  # noqa: E402
 
 
@@ -38,13 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train", type=Path, required=True, help="avid_train.json")
     parser.add_argument("--val", type=Path, required=True, help="avid_val.json")
     parser.add_argument("--test", type=Path, default=None, help="a labelled test split, if any")
-    parser.add_argument("--videos", type=Path, required=True,
-                        help="folder of the videos (searched recursively)")
-    parser.add_argument("--output", type=Path, required=True,
-                        help="where the lists go: data.root")
-    parser.add_argument("--classes", type=Path, default=None,
-                        help="class names in index order (.txt or .json); default: the "
-                             "annotated labels, sorted")
+    add_list_arguments(parser)
     parser.add_argument("--drop-label", action="append", default=[], metavar="LABEL",
                         help="leave out the videos with this label (repeatable), e.g. none")
     return parser.parse_args(argv)

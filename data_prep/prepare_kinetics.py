@@ -28,7 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from videotl.data.lists import AnnotationError  # noqa: E402
 from videotl.data.prep.kinetics import read_kinetics_annotations  # noqa: E402
-from videotl.data.prep.single_label import write_single_label_lists  # noqa: E402
+from videotl.data.prep.single_label import (  # noqa: E402
+    add_list_arguments,
+    write_single_label_lists,
+)
 from videotl.utils.cli import exit_with_error  # noqa: E402
 
 
@@ -39,13 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--val", type=Path, required=True, help="validation annotations")
     parser.add_argument("--test", type=Path, default=None,
                         help="test annotations (unlabelled ones are not listed)")
-    parser.add_argument("--videos", type=Path, required=True,
-                        help="folder of the videos (searched recursively)")
-    parser.add_argument("--output", type=Path, required=True,
-                        help="where the lists go: data.root")
-    parser.add_argument("--classes", type=Path, default=None,
-                        help="class names in index order (.txt, one per line, or .json); "
-                             "default: the annotated labels, sorted")
+    add_list_arguments(parser)
     return parser.parse_args(argv)
 
 

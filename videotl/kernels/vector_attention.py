@@ -32,11 +32,13 @@ def _library() -> ctypes.CDLL | None:
             _warned = True
         return None
     library = kernel.library
-    forward, backward = (library.videotl_vector_attention_forward,
-                         library.videotl_vector_attention_backward)
-    forward.argtypes = [_POINTER] * 5 + [_SIZE] * 3 + [ctypes.c_int]
-    backward.argtypes = [_POINTER] * 9 + [_SIZE] * 3 + [ctypes.c_int]
-    forward.restype = backward.restype = None
+    if not getattr(library, "videotl_signatures_set", False):
+        forward, backward = (library.videotl_vector_attention_forward,
+                             library.videotl_vector_attention_backward)
+        forward.argtypes = [_POINTER] * 5 + [_SIZE] * 3 + [ctypes.c_int]
+        backward.argtypes = [_POINTER] * 9 + [_SIZE] * 3 + [ctypes.c_int]
+        forward.restype = backward.restype = None
+        library.videotl_signatures_set = True
     return library
 
 

@@ -10,6 +10,8 @@ that no annotation names (``unlisted_videos.txt``).
 
 from __future__ import annotations
 
+import argparse
+
 import logging
 import os
 from collections import defaultdict
@@ -93,6 +95,18 @@ class PrepReport:
         for path, reason in self.unusable[:5]:
             lines.append(f"skipped {path!r}: {reason}")
         return "\n".join(lines)
+
+
+def add_list_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments every single-label preparation script shares: ``--videos``, ``--output``
+    and ``--classes`` (what ``write_single_label_lists`` takes besides the annotations)."""
+    parser.add_argument("--videos", type=Path, required=True,
+                        help="folder of the videos (searched recursively)")
+    parser.add_argument("--output", type=Path, required=True,
+                        help="where the lists go: data.root")
+    parser.add_argument("--classes", type=Path, default=None,
+                        help="class names in index order (.txt, one per line, or .json); "
+                             "default: the annotated labels, sorted")
 
 
 def video_dir_setting(report: PrepReport) -> str:
