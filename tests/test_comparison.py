@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from videotl.engine.comparison import run_variants, variant_directory, write_tables
-from videotl.models.ablations import ABLATION_VARIANTS
+from videotl.experiments.ablation import run_variants, variant_directory, write_tables
+from videotl.experiments.ablation_variants import ABLATION_VARIANTS
 
 TINY = ["data.num_workers=0", "data.num_frames=4", "data.sampling_fps=1.0",
         "data.train_jitter_scales=[32, 36]", "data.train_crop_size=32", "data.test_crop_size=32",

@@ -4,7 +4,7 @@ one-iteration run end to end on the tiny synthetic set."""
 import torch
 
 from videotl.config import load_config
-from videotl.engine.reducer_comparison import (
+from videotl.experiments.reducer_comparison import (
     ATS_INSERTED,
     NO_REDUCTION,
     Comparison,
@@ -18,7 +18,7 @@ from videotl.engine.reducer_comparison import (
     with_model,
 )
 from videotl.models import build_model
-from videotl.models.reducer_complexity import count_model
+from videotl.experiments.reducer_sweep import count_model
 
 CONFIG = "configs/kinetics400/synthetic_reducers.yaml"
 

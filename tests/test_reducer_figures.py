@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from videotl.config import load_config
-from videotl.models.reducer_complexity import count_model
+from videotl.experiments.reducer_sweep import count_model
 
 C, MLP, P = 768, 3072, 196  # B/16 at 224^2: a 14 x 14 grid per temporal index
 MODELS = {  # name: (frames, T', tubelet frames, classes)

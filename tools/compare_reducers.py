@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Train and test a ViT/ViViT with each token reducer at matched GFLOPs, and write a Markdown
 table (accuracy, GFLOPs, clips/s) of the model without reduction, every reducer, and ATS
-inserted into the model trained without reduction (``videotl.engine.reducer_comparison``).
+inserted into the model trained without reduction (``videotl.experiments.reducer_comparison``).
 
 Every reducer gets the config's seed and training budget; only ``model.token_reducer`` and
 ``model.reducer_tokens`` change. The config's reducer and token count set the GFLOPs budget.
@@ -20,8 +20,8 @@ import torch
 
 from videotl.config import ConfigError
 from videotl.engine.checkpoint import CheckpointError
-from videotl.engine.distributed import select_device
-from videotl.engine.reducer_comparison import compare_reducers, markdown_report
+from videotl.utils.distributed import select_device
+from videotl.experiments.reducer_comparison import compare_reducers, markdown_report
 from videotl.models.token_reducers import TOKEN_REDUCERS
 from videotl.utils.cli import config_parser, exit_with_error, load_or_exit, registry_names
 

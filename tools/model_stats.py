@@ -8,7 +8,7 @@ is its first input's shape without the batch: ``[C, T, H, W]`` for space-time mo
 for encoder blocks and ATS, ``[T', P, C]`` for other token reducers, ``[T', S, C]`` for token
 fusers.
 
-``--variant NAME`` selects one of the paper's ablations (``videotl.models.ablations``,
+``--variant NAME`` selects one of the paper's ablations (``videotl.experiments.ablation_variants``,
 docs/ABLATIONS.md): its overrides are applied before the trailing ones.
 
 ``--tokens K1,K2,...`` prints GFLOPs against the tokens per temporal index ``K`` that the
@@ -33,9 +33,9 @@ import argparse
 import json
 
 from videotl.config import ConfigError
-from videotl.models.ablations import ABLATION_VARIANTS
+from videotl.experiments.ablation_variants import ABLATION_VARIANTS
 from videotl.models.complexity import ModelComplexity
-from videotl.models.reducer_complexity import TokenSweep, ats_kept_tokens, count_model, sweep_tokens
+from videotl.experiments.reducer_sweep import TokenSweep, ats_kept_tokens, count_model, sweep_tokens
 from videotl.models.token_reducers import TOKEN_REDUCERS
 from videotl.registry import RegistryError
 from videotl.utils.cli import config_parser, exit_with_error, load_or_exit, registry_names

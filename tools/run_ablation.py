@@ -2,7 +2,7 @@
 """Train the paper's X(2+1)D ablation variants with the same seed, data and budget, and write
 one table (test mAP or top-1, parameters, GFLOPs, training clips/s) as Markdown and CSV.
 
-Variants are the names in videotl.models.ablations (docs/ABLATIONS.md), or "all".
+Variants are the names in videotl.experiments.ablation_variants (docs/ABLATIONS.md), or "all".
 
 Example:
     python tools/run_ablation.py --config configs/demo/synthetic_charades.yaml \\
@@ -12,8 +12,8 @@ Example:
 from __future__ import annotations
 
 from videotl.config import ConfigError
-from videotl.engine.comparison import run_variants, write_tables
-from videotl.models.ablations import ABLATION_VARIANTS
+from videotl.experiments.ablation import run_variants, write_tables
+from videotl.experiments.ablation_variants import ABLATION_VARIANTS
 from videotl.registry import RegistryError
 from videotl.utils.cli import config_parser, exit_with_error, load_or_exit
 

@@ -18,7 +18,7 @@ from torch import nn
 from videotl.config import ConfigError, ExperimentConfig, save_config, to_yaml
 from videotl.data import build_loader
 from videotl.engine import checkpoint as ckpt
-from videotl.engine import distributed as dist
+from videotl.utils import distributed as dist
 from videotl.engine.hooks import CheckpointHook, EvalHook, HookBase, LRScheduleHook, StepTimerHook
 from videotl.engine.log_hooks import (
     CurvesPlotHook,

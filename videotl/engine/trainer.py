@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from videotl.engine.checkpoint import rng_state, set_rng_state
-from videotl.engine.distributed import unwrap_model
+from videotl.utils.distributed import unwrap_model
 from videotl.engine.hooks import HookBase
 from videotl.engine.precision import MixedPrecision
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from videotl.engine.distributed import all_gather_objects
+from videotl.utils.distributed import all_gather_objects
 
 AGGREGATIONS = ("mean", "max")
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from videotl.engine.distributed import is_main_process
+from videotl.utils.distributed import is_main_process
 from videotl.engine.precision import MixedPrecision
 from videotl.evaluation.ensemble import ViewEnsembler
 from videotl.evaluation.metrics import (

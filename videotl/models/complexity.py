@@ -12,7 +12,7 @@ acting on its attention queries (ATS; their entry counts their scores, the block
 rest) and ``[T', S, C]`` for token fusers. Counts are for one network input; in ViViT's
 factorised encoder one spatial block runs on ``T'`` sequences. ATS keeps a data-dependent number
 of tokens; on the meta device it keeps ``tokens_when_counting`` (see
-``videotl.models.reducer_complexity``).
+``videotl.experiments.reducer_sweep``).
 
 Convention: ``gmacs`` counts multiply-adds of convolutions, linear layers, matrix products and
 attention (``Q K^T`` and ``A V``, also for the per-channel vector attention); normalisation,

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from videotl.engine.checkpoint import CheckpointError, load_model_weights
-from videotl.engine.distributed import select_device
+from videotl.utils.distributed import select_device
 from videotl.models import build_model
 from videotl.visualization.attention import VideoAttention, video_attention
 from videotl.visualization.capture import select_learner

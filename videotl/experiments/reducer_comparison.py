@@ -22,11 +22,11 @@ from torch import nn
 from videotl.config import ConfigError, ExperimentConfig
 from videotl.data import build_loader
 from videotl.engine import checkpoint as ckpt
-from videotl.engine.distributed import select_device
+from videotl.utils.distributed import select_device
 from videotl.engine.run import evaluate_checkpoint, seed_everything, train
 from videotl.models import build_model
 from videotl.models.layers import AdaptiveTokenSampler
-from videotl.models.reducer_complexity import count_model
+from videotl.experiments.reducer_sweep import count_model
 from videotl.models.token_reducers import ReducerSpec, build_token_reducer
 
 NO_REDUCTION = "none"
