@@ -9,12 +9,12 @@ from torch import nn
 
 from fakes import PatternClips
 from videotl.config import load_config
-from videotl.engine import checkpoint as ckpt
 from videotl.engine.hooks import CheckpointHook, HookBase, LRScheduleHook
 from videotl.engine.losses import build_loss
 from videotl.engine.optim import build_optimizer, learning_rate, parameter_groups
 from videotl.engine.precision import MixedPrecision
 from videotl.engine.trainer import NonFiniteLossError, Trainer
+from videotl.utils import checkpoint as ckpt
 
 CPU = torch.device("cpu")
 
@@ -115,51 +115,6 @@ def test_non_finite_loss_names_iteration_and_last_finite_loss():
     with pytest.raises(NonFiniteLossError, match=r"loss is nan at iteration 3 \(epoch 1\); "
                                                  r"the last finite loss was .* at iteration 2"):
         trainer.train()
-
-
-def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
-    path = ckpt.checkpoint_path(tmp_path, 1)
-    ckpt.save_checkpoint({"model": {"w": torch.ones(3)}}, path)
-
-    def crash(obj, handle):
-        handle.write(b"partial")
-        raise KeyboardInterrupt  # killed during the write
-
-    monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(KeyboardInterrupt):
-        ckpt.save_checkpoint({"model": {"w": torch.zeros(3)}}, path)
-    assert torch.equal(ckpt.load_checkpoint(path)["model"]["w"], torch.ones(3))
-    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no leftover temporary
-    with pytest.raises(KeyboardInterrupt):
-        ckpt.save_checkpoint({}, ckpt.checkpoint_path(tmp_path, 2))
-    assert ckpt.last_checkpoint(tmp_path) == path
-
-
-class Payload:
-    def __reduce__(self):
-        return (print, ("this must never run",))
-
-
-def test_checkpoints_load_without_running_code(tmp_path):
-    path = tmp_path / "evil.pth"
-    torch.save({"model": {}, "payload": Payload()}, path)
-    with pytest.raises(ckpt.CheckpointError, match=r"cannot read checkpoint .*evil.pth"):
-        ckpt.load_checkpoint(path)
-    with pytest.raises(ckpt.CheckpointError, match="checkpoint not found"):
-        ckpt.load_checkpoint(tmp_path / "missing.pth")
-
-
-def test_pretrained_weights_with_another_head_report_keys(tmp_path, caplog):
-    source = TinyNet(num_classes=5)
-    ckpt.save_checkpoint({"model": {"module." + k: v for k, v in source.state_dict().items()}
-                          | {"module.extra.weight": torch.ones(1)}}, tmp_path / "w.pth")
-    target = TinyNet(num_classes=3)
-    with caplog.at_level("INFO"):
-        report = ckpt.load_model_weights(target, tmp_path / "w.pth")
-    assert {k for k, _, _ in report.mismatched} == {"fc.weight", "fc.bias"}
-    assert report.unexpected == ["extra.weight"] and report.missing == []
-    assert torch.equal(target.conv.weight, source.conv.weight)
-    assert "skipped fc.weight: shape [5, 16] in file, [3, 16] in model" in caplog.text
 
 
 def test_resumed_training_equals_uninterrupted_training(tmp_path):

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from fakes import PatternClips
-from videotl.engine.precision import MixedPrecision
 from videotl.evaluation import ensemble as ensemble_module
 from videotl.evaluation.ensemble import ViewEnsembler
 from videotl.evaluation.evaluator import evaluate, write_test_outputs
@@ -61,8 +60,7 @@ def test_evaluate_reports_undecodable_videos_and_writes_outputs(tmp_path):
         def forward(self, x):
             return x.mean(dim=(1, 3, 4))[:, :3] * 10
 
-    result = evaluate(Oracle(), loader, torch.device("cpu"), MixedPrecision("fp32",
-                      torch.device("cpu")))
+    result = evaluate(Oracle(), loader, torch.device("cpu"))
     assert result.metrics["num_videos"] == 9 and result.metrics["num_failed_videos"] == 1
     assert result.metrics["num_failed_views"] == 3
     assert result.failed_videos == ["video_004.mp4"]
@@ -80,7 +78,24 @@ def test_evaluate_multilabel_uses_max_and_map():
     dataset = PatternClips(num_videos=12, views=2, multilabel=True)
     loader = torch.utils.data.DataLoader(dataset, batch_size=5)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(3))
-    result = evaluate(model, loader, torch.device("cpu"), MixedPrecision("fp32",
-                      torch.device("cpu")))
+    result = evaluate(model, loader, torch.device("cpu"))
     assert result.metrics["aggregation"] == "max"
     assert 0.0 <= result.metrics["map"] <= 1.0 and result.targets.shape == (12, 3)
+
+
+def test_evaluate_runs_the_forward_pass_under_the_given_autocast_dtype():
+    dataset = PatternClips(num_videos=4, views=2)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4)
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+            return torch.nn.functional.linear(x.mean(dim=(1, 3, 4)), torch.eye(3, x.shape[2]))
+
+    bf16 = evaluate(Probe(), loader, torch.device("cpu"), torch.bfloat16)
+    assert seen and all(state == (True, torch.bfloat16) for state in seen)
+    seen.clear()
+    fp32 = evaluate(Probe(), loader, torch.device("cpu"))
+    assert seen and not any(enabled for enabled, _ in seen)
+    assert bf16.scores.dtype == fp32.scores.dtype

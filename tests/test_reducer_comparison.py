@@ -12,13 +12,14 @@ from videotl.experiments.reducer_comparison import (
     clips_per_second,
     compare_reducers,
     fitting_tokens,
+    data_description,
     markdown_report,
     matched_tokens,
     reducer_layer_and_tokens,
     with_model,
 )
-from videotl.models import build_model
 from videotl.experiments.reducer_sweep import count_model
+from videotl.models import build_model
 
 CONFIG = "configs/kinetics400/synthetic_reducers.yaml"
 
@@ -50,12 +51,25 @@ def test_report_names_the_caveat_the_command_and_each_row():
     ])
     report = markdown_report(comparison, tiny(), "python tools/compare_reducers.py --config X",
                              "2 CPU threads, shared with other work")
-    assert "not Kinetics or ImageNet" in report
+    assert ("**Synthetic data: not the real kinetics set.** The clips are the synthetic "
+            "kinetics-like set generated under `data/synthetic/kinetics`") in report
     assert "```\npython tools/compare_reducers.py --config X\n```" in report
     lines = report.splitlines()
     assert "| `none` |  | 0.0570 | 30.0 | 70.0 | 100.0 | 1.00 |  |" in lines
     assert "| `ats` | 13 | 0.0367 | 25.0 | 65.0 | 150.0 | 1.50 | 9.5 (0.0310) |" in lines
     assert "| `ats, inserted` | 13 | 0.0367 | 20.0 |  | 140.0 | 1.40 | 8.2 (0.0300) |" in lines
+
+
+def test_report_describes_the_configured_data_not_an_assumed_one():
+    cfg = tiny("data.synthetic=false", "data.dataset=charades", "data.root=/data/charades",
+               "model.num_classes=157", "train.max_iters=50")
+    text = data_description(cfg)
+    assert text == ("Data: the `charades` set under `/data/charades` (157 classes, 4 frames at "
+                    "32^2 for testing; the model is trained from scratch for 50 iterations).")
+    assert "ynthetic" not in markdown_report(
+        Comparison("vivit_tiny_tl4at2", 2, "tokenlearner_v11", 0.0367,
+                   [ComparisonRow(NO_REDUCTION, None, 0.057, {"top1": 0.3}, 100.0)]),
+        cfg, "python tools/compare_reducers.py", "CPU")
 
 
 def test_clips_per_second_times_every_model_in_turn():

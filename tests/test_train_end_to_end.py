@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from videotl.config import load_config
-from videotl.engine import checkpoint as ckpt
 from videotl.engine.hooks import HookBase
 from videotl.engine.log_hooks import read_metrics
 from videotl.engine.run import evaluate_checkpoint, train
+from videotl.utils import checkpoint as ckpt
 
 
 def tiny_run(root, output, *overrides):

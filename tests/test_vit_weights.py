@@ -6,12 +6,8 @@ import torch.nn.functional as F
 
 from videotl.config import ConfigError, load_config
 from videotl.models import build_model
-from videotl.models.backbones.vit_weights import (
-    CheckpointError,
-    inflate_patch_embedding,
-    load_image_vit,
-    read_state_dict,
-)
+from videotl.models.backbones.vit_weights import inflate_patch_embedding, load_image_vit
+from videotl.utils.checkpoint import CheckpointError, read_state_dict
 from videotl.models.backbones.vivit import VisionTransformer
 
 timm_vit = pytest.importorskip("timm.models.vision_transformer")
@@ -45,17 +41,18 @@ def save(state, path):
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".bin", ".safetensors"])
-def test_image_model_equals_the_timm_model_it_was_loaded_from(tmp_path, suffix, capsys):
+def test_image_model_equals_the_timm_model_it_was_loaded_from(tmp_path, suffix, caplog):
     reference = timm_model()
     path = save(reference.state_dict(), tmp_path / f"vit{suffix}")
     model = ours()
-    report = load_image_vit(model, path)
-    assert report.missing == [] and report.unexpected == [] and report.skipped == []
+    with caplog.at_level("INFO", logger="videotl"):
+        report = load_image_vit(model, path)
+    assert report.missing == [] and report.unexpected == [] and report.mismatched == []
     images = torch.randn(3, 3, SIZE, SIZE)
     with torch.no_grad():
         torch.testing.assert_close(model(images), reference(images))
     loaded = len(report.loaded)
-    assert f"loaded {loaded} of the model's {loaded} tensors" in capsys.readouterr().out
+    assert f"loaded {loaded} of the model's {loaded} tensors" in caplog.text
 
 
 def test_gap_model_maps_fc_norm(tmp_path):
@@ -110,33 +107,36 @@ def test_inflated_filters():
     torch.testing.assert_close(inflate_patch_embedding(weight, 4, "average").sum(2), weight)
 
 
-def test_position_embeddings_are_resampled_and_repeated_over_time(tmp_path, capsys):
+def test_position_embeddings_are_resampled_and_repeated_over_time(tmp_path, caplog):
     reference = timm_model()
     model = ours(image_size=48, num_frames=4, tubelet_size=2)  # 6 x 6 grid, T' = 2
-    report = load_image_vit(model, save(reference.state_dict(), tmp_path / "vit.pth"))
+    with caplog.at_level("INFO", logger="videotl"):
+        report = load_image_vit(model, save(reference.state_dict(), tmp_path / "vit.pth"))
     source = reference.pos_embed.detach()
     grid = source[:, 1:].reshape(1, 4, 4, DIM).permute(0, 3, 1, 2)
     resized = F.interpolate(grid, size=(6, 6), mode="bicubic", align_corners=False)
     resized = resized.permute(0, 2, 3, 1).reshape(1, 36, DIM)
     expected = torch.cat([source[:, :1], resized, resized], dim=1)
     torch.testing.assert_close(model.pos_embed.detach(), expected)
-    assert "grid 4x4 resampled to 6x6; repeated over 2 temporal indices" in capsys.readouterr().out
+    assert "grid 4x4 resampled to 6x6; repeated over 2 temporal indices" in caplog.text
     assert any(entry.startswith("pos_embed [1, 17, 64] -> [1, 73, 64]") for entry in report.adapted)
 
 
-def test_report_lists_missing_unexpected_and_skipped_keys(tmp_path, capsys):
+def test_report_lists_missing_unexpected_and_skipped_keys(tmp_path, caplog):
     state = timm_model().state_dict()
     state["dist_token"] = torch.zeros(1, 1, DIM)
     model = ours(depth=3, num_classes=5, reducer_layers=2, num_tokens=2)
-    report = load_image_vit(model, save(state, tmp_path / "vit.pth"))
+    with caplog.at_level("INFO", logger="videotl"):
+        report = load_image_vit(model, save(state, tmp_path / "vit.pth"))
     assert "encoder.blocks.2.attn.qkv.weight" in report.missing
     assert "encoder.reducers.0.mlp.fc1.weight" in report.missing
-    assert "head.weight" in report.missing and report.unexpected == ["dist_token"]
-    assert report.skipped[0].startswith("head.weight [7, 64] (model [5, 64])")
-    printed = capsys.readouterr().out
-    assert "missing (left as initialised): " in printed
+    assert "head.weight" not in report.missing and report.unexpected == ["dist_token"]
+    assert report.mismatched == [("head.weight", (5, DIM), (7, DIM)), ("head.bias", (5,), (7,))]
+    printed = caplog.text
+    assert "missing in file (kept as initialised): " in printed
     assert "encoder.blocks.2.mlp.fc2.bias" in printed
-    assert "unexpected (ignored): dist_token" in printed and "skipped: head.bias" in printed
+    assert "unexpected in file (ignored): dist_token" in printed
+    assert "skipped head.bias: shape [7] in file, [5] in model" in printed
     assert torch.equal(model.encoder.blocks[0].attn.qkv.weight, state["blocks.0.attn.qkv.weight"])
 
 

@@ -19,11 +19,11 @@ import sys
 import torch
 
 from videotl.config import ConfigError
-from videotl.engine.checkpoint import CheckpointError
-from videotl.utils.distributed import select_device
 from videotl.experiments.reducer_comparison import compare_reducers, markdown_report
 from videotl.models.token_reducers import TOKEN_REDUCERS
+from videotl.utils.checkpoint import CheckpointError
 from videotl.utils.cli import config_parser, exit_with_error, load_or_exit, registry_names
+from videotl.utils.distributed import select_device
 
 
 def main() -> None:

@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 
 from videotl.config import ConfigError
-from videotl.engine.checkpoint import CheckpointError
-from videotl.utils.distributed import is_main_process, shutdown_distributed
 from videotl.engine.run import train
+from videotl.utils.checkpoint import CheckpointError
 from videotl.utils.cli import config_parser, exit_with_error, load_or_exit
+from videotl.utils.distributed import is_main_process, shutdown_distributed
 
 
 def main() -> None:

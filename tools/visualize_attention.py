@@ -16,7 +16,7 @@ import logging
 
 from videotl.config import ConfigError
 from videotl.data import AnnotationError, VideoDecodeError
-from videotl.engine.checkpoint import CheckpointError
+from videotl.utils.checkpoint import CheckpointError
 from videotl.utils.cli import config_parser, exit_with_error, load_or_exit
 from videotl.visualization import visualize
 from videotl.visualization.attention import CROPS

@@ -12,8 +12,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from videotl.engine import checkpoint as ckpt
 from videotl.engine.optim import learning_rate
+from videotl.utils import checkpoint as ckpt
 
 if TYPE_CHECKING:
     from videotl.engine.trainer import Trainer

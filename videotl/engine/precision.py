@@ -39,12 +39,17 @@ class MixedPrecision(HookBase):
         self.clip_grad_norm = clip_grad_norm
         self.scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
 
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The dtype the forward pass is autocast to (None: fp32, no autocast)."""
+        return _DTYPES.get(self.precision)
+
     @contextlib.contextmanager
     def autocast(self) -> Iterator[None]:
-        if self.precision == "fp32":
+        if self.autocast_dtype is None:
             yield
             return
-        with torch.autocast(device_type=self.device.type, dtype=_DTYPES[self.precision]):
+        with torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype):
             yield
 
     def backward_and_step(

@@ -17,8 +17,6 @@ from torch import nn
 
 from videotl.config import ConfigError, ExperimentConfig, save_config, to_yaml
 from videotl.data import build_loader
-from videotl.engine import checkpoint as ckpt
-from videotl.utils import distributed as dist
 from videotl.engine.hooks import CheckpointHook, EvalHook, HookBase, LRScheduleHook, StepTimerHook
 from videotl.engine.log_hooks import (
     CurvesPlotHook,
@@ -33,6 +31,8 @@ from videotl.engine.precision import MixedPrecision
 from videotl.engine.trainer import Trainer
 from videotl.evaluation.evaluator import TestResult, evaluate, write_test_outputs
 from videotl.models import build_model
+from videotl.utils import checkpoint as ckpt
+from videotl.utils import distributed as dist
 from videotl.utils.logging import setup_logging
 
 logger = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def _training_hooks(cfg: ExperimentConfig, model: nn.Module, device: torch.devic
     if cfg.train.eval_period:
         val_loader = build_loader(cfg, "val")
         hooks.append(EvalHook(cfg.train.eval_period, lambda: evaluate(
-            model, val_loader, device, precision, cfg.test.aggregation,
+            model, val_loader, device, precision.autocast_dtype, cfg.test.aggregation,
             cfg.test.map_missing_classes_as_zero, "val").metrics))
     output = Path(cfg.output_dir)
     hooks += [
@@ -160,12 +160,7 @@ def evaluate_checkpoint(cfg: ExperimentConfig, checkpoint: str | Path) -> dict[s
     loader = build_loader(cfg, "test")
     _check_classes(cfg, loader.dataset)
     model = build_model(cfg)
-    report = ckpt.load_model_weights(model, checkpoint)
-    if report.missing or report.mismatched:
-        raise ckpt.CheckpointError(
-            f"checkpoint {checkpoint} does not fit model {cfg.model.name!r}:\n"
-            + report.summary(str(checkpoint))
-        )
+    ckpt.load_model_weights(model, checkpoint, strict=True, model_name=cfg.model.name)
     model.to(device)
     precision = MixedPrecision(cfg.train.precision, device)
     return _test_and_write(cfg, model, device, precision, loader).metrics
@@ -178,7 +173,7 @@ def _test_and_write(cfg: ExperimentConfig, model: nn.Module, device: torch.devic
         _check_classes(cfg, loader.dataset)
     views = f"{cfg.test.num_temporal_views}x{cfg.test.num_spatial_crops}"
     logger.info("testing %d videos with %s views each", loader.dataset.num_videos, views)
-    result = evaluate(model, loader, device, precision, cfg.test.aggregation,
+    result = evaluate(model, loader, device, precision.autocast_dtype, cfg.test.aggregation,
                       cfg.test.map_missing_classes_as_zero)
     if dist.is_main_process():
         metrics_path, scores_path = write_test_outputs(result, cfg.output_dir)

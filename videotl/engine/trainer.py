@@ -9,10 +9,10 @@ from typing import Any, Iterable, Sized
 import torch
 from torch import nn
 
-from videotl.engine.checkpoint import rng_state, set_rng_state
-from videotl.utils.distributed import unwrap_model
 from videotl.engine.hooks import HookBase
 from videotl.engine.precision import MixedPrecision
+from videotl.utils.checkpoint import rng_state, set_rng_state
+from videotl.utils.distributed import unwrap_model
 
 logger = logging.getLogger(__name__)
 

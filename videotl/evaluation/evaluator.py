@@ -15,8 +15,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from videotl.utils.distributed import is_main_process
-from videotl.engine.precision import MixedPrecision
 from videotl.evaluation.ensemble import ViewEnsembler
 from videotl.evaluation.metrics import (
     average_precision_per_class,
@@ -24,6 +22,7 @@ from videotl.evaluation.metrics import (
     mean_class_accuracy,
     top_k_accuracy,
 )
+from videotl.utils.distributed import is_main_process
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +49,17 @@ def evaluate(
     model: nn.Module,
     loader: Any,
     device: torch.device,
-    precision: MixedPrecision,
+    autocast_dtype: torch.dtype | None = None,
     aggregation: str | None = None,
     map_missing_as_zero: bool = False,
     description: str = "test",
 ) -> TestResult:
     """Scores every item of ``loader`` (its dataset must follow videotl's dataset interface)
     and merges the views of each video (``aggregation``: "mean", "max" or None for the
-    dataset's default)."""
+    dataset's default).
+
+    ``autocast_dtype``: run the forward pass under ``torch.autocast`` to this dtype on
+    ``device`` (None: the model's own precision). Scores are merged in float64."""
     dataset = loader.dataset
     aggregation = aggregation or getattr(dataset, "view_aggregation",
                                          default_aggregation(dataset.multilabel))
@@ -67,7 +69,9 @@ def evaluate(
     bar = tqdm(loader, desc=description, file=stream, leave=False, dynamic_ncols=True,
                disable=not (is_main_process() and stream.isatty()))
     for batch in bar:
-        with precision.autocast():
+        autocast = torch.autocast(device.type, dtype=autocast_dtype,
+                                  enabled=autocast_dtype is not None)
+        with autocast:
             logits = model(batch["video"].to(device, non_blocking=True)).float()
         scores = torch.sigmoid(logits) if dataset.multilabel else torch.softmax(logits, dim=1)
         ensembler.add(batch["video_index"], scores, torch.as_tensor(batch["ok"]))

@@ -21,13 +21,13 @@ from torch import nn
 
 from videotl.config import ConfigError, ExperimentConfig
 from videotl.data import build_loader
-from videotl.engine import checkpoint as ckpt
-from videotl.utils.distributed import select_device
 from videotl.engine.run import evaluate_checkpoint, seed_everything, train
+from videotl.experiments.reducer_sweep import count_model
 from videotl.models import build_model
 from videotl.models.layers import AdaptiveTokenSampler
-from videotl.experiments.reducer_sweep import count_model
 from videotl.models.token_reducers import ReducerSpec, build_token_reducer
+from videotl.utils import checkpoint as ckpt
+from videotl.utils.distributed import select_device
 
 NO_REDUCTION = "none"
 ATS_INSERTED = "ats, inserted"
@@ -240,14 +240,10 @@ def markdown_report(comparison: Comparison, cfg: ExperimentConfig, command: str,
     """The comparison as a Markdown page: setup, caveat, the exact command, the table."""
     baseline = comparison.rows[0].clips_per_second
     lines = [
-        "# Token reducers compared at matched GFLOPs (synthetic data)",
+        "# Token reducers compared at matched GFLOPs"
+        + (" (synthetic data)" if cfg.data.synthetic else ""),
         "",
-        "**Synthetic data, CPU budget: not Kinetics or ImageNet.** The clips are the synthetic "
-        "Kinetics-like set (`videotl.data.synthetic`: 10 classes that differ only in motion, "
-        f"{cfg.data.num_frames} frames at {cfg.data.test_crop_size}^2), the model is tiny and "
-        "trained from scratch for a few epochs, so the accuracies are noisy and say little about "
-        "the reducers on real data; the table shows that the comparison runs end to end and what "
-        "each reducer costs.",
+        data_description(cfg),
         "",
         "```",
         command,
@@ -278,6 +274,24 @@ def markdown_report(comparison: Comparison, cfg: ExperimentConfig, command: str,
             f"{row.clips_per_second:.1f} | {row.clips_per_second / baseline:.2f} | {kept} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def data_description(cfg: ExperimentConfig) -> str:
+    """What the comparison was trained and tested on, read from ``cfg`` (never assumed)."""
+    data = cfg.data
+    start = (f"started from `{cfg.model.pretrained}`" if cfg.model.pretrained
+             else "trained from scratch")
+    clips = (f"{cfg.model.num_classes} classes, {data.num_frames} frames at "
+             f"{data.test_crop_size}^2 for testing; the model is {start} for "
+             f"{cfg.train.max_iters or cfg.train.epochs} "
+             f"{'iterations' if cfg.train.max_iters else 'epochs'}")
+    if data.synthetic:
+        return (f"**Synthetic data: not the real {data.dataset} set.** The clips are the "
+                f"synthetic {data.dataset}-like set generated under `{data.root}` "
+                f"(`videotl.data.synthetic`: classes that differ only in motion; {clips}), so "
+                "the accuracies say little about the reducers on real data; the table shows that "
+                "the comparison runs end to end and what each reducer costs.")
+    return f"Data: the `{data.dataset}` set under `{data.root}` ({clips})."
 
 
 def _percent(value: float | None) -> str:

@@ -15,12 +15,12 @@ from torch import nn
 
 from videotl.config import ConfigError, ExperimentConfig
 from videotl.models import backbones  # noqa: F401  (registers the models)
-from videotl.models.backbones.vit_weights import CheckpointError
 from videotl.models.layers import TokenLearnerModule
 from videotl.models.registry import MODELS
 from videotl.models.space_time import SPACE_TIME_MODULES
 from videotl.models.token_reducers import TOKEN_REDUCERS
 from videotl.registry import Registry, RegistryError
+from videotl.utils.checkpoint import CheckpointError
 
 # builder argument -> dotted config key
 BUILDER_ARGUMENTS = {

@@ -37,6 +37,11 @@ def get_world_size() -> int:
     return dist.get_world_size() if dist.is_initialized() else 1
 
 
+def is_distributed() -> bool:
+    """Whether this process is in a process group (of any size, one included)."""
+    return dist.is_available() and dist.is_initialized()
+
+
 def is_main_process() -> bool:
     return get_rank() == 0
 
@@ -69,17 +74,6 @@ def all_gather_objects(obj: Any) -> list[Any]:
     gathered: list[Any] = [None] * get_world_size()
     dist.all_gather_object(gathered, obj)
     return gathered
-
-
-def all_reduce_mean(value: float) -> float:
-    """Mean of a scalar over processes."""
-    if not dist.is_initialized():
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64)
-    if dist.get_backend() == "nccl":
-        tensor = tensor.cuda()
-    dist.all_reduce(tensor)
-    return tensor.item() / get_world_size()
 
 
 def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:

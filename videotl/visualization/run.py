@@ -21,9 +21,9 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from videotl.engine.checkpoint import CheckpointError, load_model_weights
-from videotl.utils.distributed import select_device
 from videotl.models import build_model
+from videotl.utils.checkpoint import load_model_weights
+from videotl.utils.distributed import select_device
 from videotl.visualization.attention import VideoAttention, video_attention
 from videotl.visualization.capture import select_learner
 from videotl.visualization.labels import class_labels
@@ -52,10 +52,7 @@ def load_trained_model(cfg: Any, checkpoint: str | Path, device: torch.device) -
     """
     cfg = replace(cfg, model=replace(cfg.model, pretrained=None))
     model = build_model(cfg)
-    report = load_model_weights(model, checkpoint)
-    if report.missing or report.mismatched:
-        raise CheckpointError(f"checkpoint {checkpoint} does not fit model {cfg.model.name!r}:\n"
-                              + report.summary(str(checkpoint)))
+    load_model_weights(model, checkpoint, strict=True, model_name=cfg.model.name)
     return model.to(device).eval()
 
 

@@ -22,111 +22,35 @@ adaptations above) is refused with an error naming the file, the key and both sh
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
 from videotl.models.layers import resize_grid_embedding
+from videotl.utils.checkpoint import CheckpointError, LoadReport, read_state_dict
 
 if TYPE_CHECKING:
     from videotl.models.backbones.vivit import VisionTransformer
 
 INFLATIONS = ("central", "average")
-TORCH_SUFFIXES = (".pth", ".pt", ".bin")
-CONTAINER_KEYS = ("state_dict", "model", "module")
 
-
-class CheckpointError(ValueError):
-    """An image-ViT checkpoint cannot be read or does not fit the model; names file and key."""
-
-
-@dataclass
-class LoadReport:
-    """What ``load_image_vit`` did with each tensor name."""
-
-    path: str
-    inflation: str
-    loaded: list[str] = field(default_factory=list)
-    adapted: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    note: str = ""
-
-    def summary(self) -> str:
-        total = len(self.loaded) + len(self.missing)
-        note = f"; {self.note}" if self.note else ""
-        lines = [
-            f"pretrained: loaded {len(self.loaded)} of the model's {total} tensors from "
-            f"{self.path} ({self.inflation}-frame inflation){note}"
-        ]
-        lines += [f"  adapted: {entry}" for entry in self.adapted]
-        lines += [f"  skipped: {entry}" for entry in self.skipped]
-        if self.missing:
-            lines.append(f"  missing (left as initialised): {', '.join(self.missing)}")
-        if self.unexpected:
-            lines.append(f"  unexpected (ignored): {', '.join(self.unexpected)}")
-        return "\n".join(lines)
+logger = logging.getLogger(__name__)
 
 
 def load_image_vit(
-    model: VisionTransformer, path: str | Path, inflation: str = "central", verbose: bool = True
+    model: VisionTransformer, path: str | Path, inflation: str = "central"
 ) -> LoadReport:
     """Loads an image-ViT state dict from ``path`` into ``model`` (see the module docstring) and
-    prints the report (``verbose``)."""
+    logs the report."""
     target, report = image_vit_state_dict(read_state_dict(path), model, inflation, str(path))
     if any(parameter.is_meta for parameter in model.parameters()):
-        report.note = "model on the meta device (statistics): checked, nothing copied"
+        report.note += "; model on the meta device (statistics): checked, nothing copied"
     else:
         model.load_state_dict(target, strict=False)
-    if verbose:
-        print(report.summary())
+    logger.info("pretrained: %s", report.summary())
     return report
-
-
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Reads the tensors of a ``.pth``/``.pt``/``.bin`` or ``.safetensors`` file (on the CPU).
-
-    A training checkpoint holding the weights under ``state_dict``, ``model`` or ``module`` is
-    unwrapped, and a ``module.`` prefix (DistributedDataParallel) is removed.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint file not found: {path}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path), device="cpu")
-        elif path.suffix in TORCH_SUFFIXES:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        else:
-            raise CheckpointError(
-                f"cannot read {path}: expected a .safetensors or {'/'.join(TORCH_SUFFIXES)} file"
-            )
-    except CheckpointError:
-        raise
-    except Exception as error:  # corrupt or foreign files raise many kinds of errors
-        raise CheckpointError(f"cannot read checkpoint {path}: {error}") from None
-    return _tensors(state, path)
-
-
-def _tensors(state: object, path: Path) -> dict[str, torch.Tensor]:
-    if isinstance(state, dict):
-        for key in CONTAINER_KEYS:
-            if isinstance(state.get(key), dict):
-                state = state[key]
-                break
-    if not isinstance(state, dict) or not state:
-        raise CheckpointError(f"{path} holds no state dict (a mapping of names to tensors)")
-    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
-    if not tensors:
-        raise CheckpointError(f"{path} holds no tensors (top-level keys: {', '.join(state)})")
-    if all(key.startswith("module.") for key in tensors):
-        tensors = {key[len("module."):]: value for key, value in tensors.items()}
-    return tensors
 
 
 def image_vit_state_dict(
@@ -136,7 +60,7 @@ def image_vit_state_dict(
     if inflation not in INFLATIONS:
         raise ValueError(f"inflation must be one of {INFLATIONS}, got {inflation!r}")
     shapes = {name: tuple(value.shape) for name, value in model.state_dict().items()}
-    report = LoadReport(path, inflation)
+    report = LoadReport(path, note=f"{inflation}-frame inflation")
     target: dict[str, torch.Tensor] = {}
     for key, tensor in source.items():
         name = _target_name(key, source, model, shapes)
@@ -144,10 +68,8 @@ def image_vit_state_dict(
             report.unexpected.append(key)
             continue
         if name.startswith("head.") and tuple(tensor.shape) != shapes[name]:
-            report.skipped.append(
-                f"{key} {list(tensor.shape)} (model {list(shapes[name])}): the classifier stays "
-                "freshly initialised"
-            )
+            # Another number of classes: the classifier stays freshly initialised.
+            report.mismatched.append((name, shapes[name], tuple(tensor.shape)))
             continue
         note = None
         if name == "patch_embed.proj.weight" and tensor.ndim == 4:
@@ -171,7 +93,8 @@ def image_vit_state_dict(
             f"{path}: no tensor matches the model; expected a timm-format ViT state dict "
             "(keys such as patch_embed.proj.weight, blocks.0.attn.qkv.weight)"
         )
-    report.missing = [name for name in shapes if name not in target]
+    skipped = {name for name, _, _ in report.mismatched}
+    report.missing = [name for name in shapes if name not in target and name not in skipped]
     return target, report
 
 
