@@ -8,14 +8,14 @@ textured background panning sideways with moving blocks and mild noise, as in
   (a) Kinetics-like: 10 s videos -> short side 256, source frame rate kept;
   (b) Charades-like: 30 s videos -> short side 256 at 12 fps.
 
-Both encoders use the toolkit's settings (``videotl.data.prep.encode``: x264 preset veryfast,
+Both encoders use the toolkit's settings (``videotl.prep.encode``: x264 preset veryfast,
 CRF 23, a keyframe every second, one decoder and one encoder thread) and encode one video at a
 time in this process, so the figures are per CPU core. Videos are encoded in
 rounds, each round running both encoders on the same video in alternating order, so that load
 from other processes hits both alike; the ratio compares encoders measured in the same run.
 
 ``--jobs N`` then re-encodes each case's videos once more with the tool itself
-(``videotl.data.prep.resize.resize_videos``, the default encoder, N processes) and reports its
+(``videotl.prep.resize.resize_videos``, the default encoder, N processes) and reports its
 wall-clock throughput, in videos per minute and per minute per process.
 
     python benchmarks/resize_encoders.py [--videos 4] [--cases a b] [--jobs 2]
@@ -33,8 +33,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.data_loading import write_test_video  # noqa: E402
-from videotl.data.prep.encode import EncodeSettings, encode_video, ffmpeg_program  # noqa: E402
-from videotl.data.prep.resize import resize_videos  # noqa: E402
+from videotl.prep.encode import EncodeSettings, encode_video, ffmpeg_program  # noqa: E402
+from videotl.prep.resize import resize_videos  # noqa: E402
 
 CASES = {
     "a": dict(title="(a) Kinetics-like: 10 s 854x480 30 fps -> short side 256", seconds=10,

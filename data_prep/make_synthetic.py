@@ -27,6 +27,8 @@ from videotl.utils.cli import exit_with_error  # noqa: E402
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = ", ".join(f"{kind} {SPECS[kind].train_videos}/{SPECS[kind].eval_videos}"
                          for kind in KINDS)
+    folders = ", ".join(f"{kind} {SPECS[kind].dataset.video_dir or 'root itself'}"
+                        for kind in KINDS)
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kind", choices=KINDS, help="which dataset format to imitate")
@@ -39,8 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--short-side", type=int, default=128,
                         help="frame height in pixels, 4:3 frames (default 128)")
     parser.add_argument("--video-dir", default=None,
-                        help="video folder under root (default: Charades_v1_480 for charades, "
-                             "root itself otherwise)")
+                        help=f"video folder under root (default, as the dataset's release: "
+                             f"{folders})")
     parser.add_argument("--processes", type=int, default=None,
                         help="rendering processes (default: CPU cores, at most 8)")
     return parser.parse_args(argv)

@@ -26,13 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from videotl.data.avid import AVID  # noqa: E402
 from videotl.data.lists import AnnotationError  # noqa: E402
-from videotl.data.prep.avid import NUM_CLASSES, read_avid_annotations  # noqa: E402
-from videotl.data.prep.single_label import (  # noqa: E402
-    add_list_arguments,
-    write_single_label_lists,
-)
-from videotl.utils.cli import exit_with_error  # noqa: E402
+from videotl.prep.avid import NUM_CLASSES, read_avid_annotations  # noqa: E402
+from videotl.prep.single_label import write_single_label_lists  # noqa: E402
+from videotl.utils.cli import add_list_arguments, exit_with_error  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         annotations = {split: read_avid_annotations(path, args.drop_label)
                        for split, path in files.items() if path is not None}
-        report = write_single_label_lists(annotations, args.videos, args.output, args.classes)
+        report = write_single_label_lists(AVID, annotations, args.videos, args.output,
+                                          args.classes)
     except (AnnotationError, FileNotFoundError) as error:
         exit_with_error(error)
     print(report.summary())

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from videotl.data.lists import AnnotationError  # noqa: E402
-from videotl.data.prep.charades import prepare_charades  # noqa: E402
+from videotl.prep.charades import prepare_charades  # noqa: E402
 from videotl.utils.cli import exit_with_error  # noqa: E402
 
 

@@ -29,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from videotl.data.prep.encode import ENCODERS, EncodeSettings  # noqa: E402
-from videotl.data.prep.pool import default_jobs  # noqa: E402
-from videotl.data.prep.resize import FAILURES_FILE, resize_videos  # noqa: E402
+from videotl.prep.encode import ENCODERS, EncodeSettings  # noqa: E402
+from videotl.prep.pool import default_jobs  # noqa: E402
+from videotl.prep.resize import FAILURES_FILE, resize_videos  # noqa: E402
 from videotl.utils.cli import exit_with_error  # noqa: E402
 
 

@@ -28,9 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from videotl.data.lists import AnnotationError  # noqa: E402
-from videotl.data.prep.pool import default_jobs  # noqa: E402
-from videotl.data.prep.verify import previous_exclusions, verify_videos  # noqa: E402
-from videotl.data.prep.verify import write_exclusions  # noqa: E402
+from videotl.prep.pool import default_jobs  # noqa: E402
+from videotl.prep.verify import previous_exclusions, verify_videos  # noqa: E402
+from videotl.prep.verify import write_exclusions  # noqa: E402
 from videotl.utils.cli import config_parser, exit_with_error, load_or_exit  # noqa: E402
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from videotl.config import load_config
+from videotl.data import dataset_spec
+
 
 def small_data_config(kind: str, root: Path, *overrides: str):
-    """A config reading the tiny synthetic ``kind`` set at ``root``: 4-frame clips, 32 px."""
-    from videotl.config import load_config
-
-    video_dir = "Charades_v1_480" if kind == "charades" else ""
+    """A config reading the tiny synthetic ``kind`` set at ``root`` (videos in the release's
+    folder, as ``make_synthetic_dataset`` writes them): 4-frame clips, 32 px."""
+    video_dir = dataset_spec(kind).video_dir
     return load_config(None, [
         f"data.dataset={kind}", f"data.root={root}", f"data.video_dir={video_dir}",
         "data.num_frames=4", "data.frame_stride=2", "data.train_crop_size=32",

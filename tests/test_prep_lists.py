@@ -10,10 +10,11 @@ from data_helpers import small_data_config
 from release_helpers import kinetics_release, load_script, synthetic_rows
 
 from videotl.data import build_dataset
-from videotl.data.lists import AnnotationError
-from videotl.data.prep.avid import read_avid_annotations
-from videotl.data.prep.kinetics import read_kinetics_annotations
-from videotl.data.prep.single_label import write_single_label_lists
+from videotl.data.kinetics import KINETICS
+from videotl.data.lists import AnnotationError, read_video_list
+from videotl.prep.avid import read_avid_annotations
+from videotl.prep.kinetics import read_kinetics_annotations
+from videotl.prep.single_label import Annotation, write_single_label_lists
 
 
 def test_kinetics_lists_from_official_csv_and_json(synthetic_kinetics, tmp_path, capsys):
@@ -82,7 +83,7 @@ def test_label_outside_the_given_class_list(tmp_path):
     (tmp_path / "classes.txt").write_text("abseiling\n")
     (tmp_path / "videos").mkdir()
     with pytest.raises(AnnotationError, match=r"train\.csv:2: label 'juggling' is not in the "):
-        write_single_label_lists({"train": read_kinetics_annotations(annotations)},
+        write_single_label_lists(KINETICS, {"train": read_kinetics_annotations(annotations)},
                                  tmp_path / "videos", tmp_path / "out", tmp_path / "classes.txt")
 
 
@@ -184,9 +185,6 @@ def test_help(name, capsys):
 
 
 def test_hostile_file_names_survive_the_lists(tmp_path):
-    from videotl.data.lists import read_video_list
-    from videotl.data.prep.single_label import Annotation
-
     videos = tmp_path / "videos"
     (videos / "dir, with $(x)").mkdir(parents=True)
     names = ["dir, with $(x)/a, b's \"c\".mp4", "semi;colon `tick`.mp4", "vidéo 日本.mp4",
@@ -196,7 +194,7 @@ def test_hostile_file_names_survive_the_lists(tmp_path):
     stems = [name.rsplit("/", 1)[-1][:-4] for name in names + ["#hash.mp4", " lead.mp4"]]
     annotations = {"train": [Annotation(stem, "c", (stem,), f"x:{n}")
                              for n, stem in enumerate(stems)]}
-    report = write_single_label_lists(annotations, videos, tmp_path / "out")
+    report = write_single_label_lists(KINETICS, annotations, videos, tmp_path / "out")
     entries = read_video_list(tmp_path / "out" / "train.csv", videos, ["c"], 1)
     assert [entry.video_id for entry in entries] == names
     assert all(entry.path == str(videos / name) for entry, name in zip(entries, names))

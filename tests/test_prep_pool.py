@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from videotl.data.prep.pool import run_tasks
-from videotl.data.prep.progress import Progress
+from videotl.prep.pool import run_tasks
+from videotl.prep.progress import Progress
 
 
 def work(task):

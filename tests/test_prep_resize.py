@@ -17,9 +17,9 @@ from release_helpers import HOSTILE_NAMES, REPO, load_script, with_rotation_90
 from video_files import decoded_index, truncated_copy, write_noise_video, write_video
 
 from videotl.data import VideoReader
-from videotl.data.prep import encode
-from videotl.data.prep.encode import EncodeSettings, encode_video, ffmpeg_program
-from videotl.data.prep.resize import resize_videos
+from videotl.prep import encode
+from videotl.prep.encode import EncodeSettings, encode_video, ffmpeg_program
+from videotl.prep.resize import resize_videos
 from videotl.data.video_reader import probe
 
 # The ffmpeg program is optional (PyAV is the default encoder and a Python dependency); machines

@@ -10,9 +10,9 @@ from release_helpers import load_script
 from video_files import truncated_copy
 
 from videotl.data import build_dataset
-from videotl.data.prep import verify
-from videotl.data.prep.progress import listed_files
-from videotl.data.prep.verify import VideoCheck, check_video
+from videotl.prep import verify
+from videotl.prep.progress import listed_files
+from videotl.prep.verify import VideoCheck, check_video
 
 OVERRIDES = ["data.num_frames=4", "data.frame_stride=2", "data.train_crop_size=32",
              "data.test_crop_size=32", "data.train_jitter_scales=[32,40]", "data.num_workers=0"]

@@ -4,16 +4,16 @@ defaults (``configs/avid/base.yaml``). See docs/DATASETS.md."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
 
-from videotl.data.dataset import ClipDataset
-from videotl.data.kinetics import build_list_dataset
-from videotl.data.registry import register_dataset
+from videotl.data.kinetics import KINETICS, read_single_label_list
+from videotl.data.registry import VideoList, register_dataset
 
-NUM_CLASSES = 887
+AVID = replace(KINETICS, name="avid")  # the Kinetics list format, files and label kind
 
 
-@register_dataset("avid")
-def build_avid(cfg: Any, split: str) -> ClipDataset:
+@register_dataset(AVID)
+def read_avid(split: str, root: str, video_dir: str, class_names_file: str,
+              num_classes: int) -> VideoList:
     """AViD (single-label; per-view scores averaged per video)."""
-    return build_list_dataset(cfg, split, "avid")
+    return read_single_label_list(AVID, split, root, video_dir, class_names_file, num_classes)

@@ -1,28 +1,48 @@
 """``build_dataset(cfg, split)`` and ``build_loader(cfg, split)``: datasets and loaders from a
-config, distributed-aware."""
+config, distributed-aware.
+
+This is the one adapter between the config and the data package. A dataset's list reader
+(``videotl.data.registry``) declares the arguments it takes; each one named in
+``LIST_ARGUMENTS`` is filled from the config key beside it. The clips, transforms and decoding
+policy of ``ClipDataset`` come from ``data.*`` and ``test.*`` here, the same for every dataset.
+"""
 
 from __future__ import annotations
 
+import inspect
 import random
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.distributed as dist
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from videotl.config import DataConfig, ExperimentConfig
 from videotl.data import avid, charades, kinetics  # noqa: F401  (register the datasets)
-from videotl.data.dataset import SPLITS, ClipDataset
-from videotl.data.registry import DATASETS
+from videotl.data.dataset import SPLITS, ClipDataset, LoadingPolicy
+from videotl.data.lists import apply_exclusions
+from videotl.data.registry import DATASETS, DatasetSpec, VideoList
 from videotl.data.samplers import EpochShuffleSampler, ShardedEvalSampler
+from videotl.data.sampling import ClipSampling
 from videotl.data.synthetic import KINDS, ensure_synthetic_dataset
+from videotl.data.transforms import EvalTransform, TrainTransform
+from videotl.utils.distributed import get_rank, get_world_size, is_distributed
+
+# list-reader argument -> dotted config key (``split`` is the function's own argument)
+LIST_ARGUMENTS = {
+    "root": "data.root",
+    "video_dir": "data.video_dir",
+    "class_names_file": "data.class_names_file",
+    "num_classes": "model.num_classes",
+}
 
 
-def build_dataset(cfg: Any, split: str) -> ClipDataset:
+def build_dataset(cfg: ExperimentConfig, split: str) -> ClipDataset:
     """The ``data.dataset`` dataset's ``split`` (``"train"``, ``"val"`` or ``"test"``).
 
     With ``data.synthetic=true`` and no annotation files under ``data.root``, a synthetic
-    dataset of that kind is generated there first (``videotl.data.synthetic``).
+    dataset of that kind is generated there first (``videotl.data.synthetic``). Videos listed in
+    ``data.exclude_file`` are skipped (and listed in ``dataset.excluded``).
 
     Raises:
         RegistryError: unknown ``data.dataset`` (with close matches).
@@ -30,14 +50,67 @@ def build_dataset(cfg: Any, split: str) -> ClipDataset:
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-    builder = DATASETS.get(cfg.data.dataset)
+    dataset = DATASETS.get(cfg.data.dataset)
     if cfg.data.synthetic:
-        _ensure_synthetic(cfg)
-    return builder(cfg, split)
+        _ensure_synthetic(cfg.data)
+    listed = dataset.read(split=split, **list_arguments(cfg, dataset.read))
+    return clip_dataset(cfg, split, dataset.spec, listed)
 
 
-def _ensure_synthetic(cfg: Any) -> None:
+def list_arguments(cfg: ExperimentConfig, read: Callable[..., VideoList]) -> dict[str, Any]:
+    """The keyword arguments (besides ``split``) that the list reader ``read`` receives."""
+    arguments = {}
+    for name in inspect.signature(read).parameters:
+        if name == "split":
+            continue
+        if name not in LIST_ARGUMENTS:
+            raise TypeError(f"list reader {read.__module__}.{read.__qualname__} takes {name!r}, "
+                            f"which no config key fills (known: {', '.join(LIST_ARGUMENTS)})")
+        section, key = LIST_ARGUMENTS[name].split(".")
+        arguments[name] = getattr(getattr(cfg, section), key)
+    return arguments
+
+
+def clip_dataset(
+    cfg: ExperimentConfig, split: str, spec: DatasetSpec, listed: VideoList
+) -> ClipDataset:
+    """A ``ClipDataset`` of ``listed`` with the config's clips, transforms and decoding."""
     data = cfg.data
+    kept, excluded = apply_exclusions(listed.videos, data.exclude_file, data.root, spec.name)
+    dataset = ClipDataset(
+        kept,
+        split,
+        num_classes=len(listed.class_names),
+        multilabel=spec.multilabel,
+        class_names=listed.class_names,
+        sampling=ClipSampling(data.num_frames, data.sampling_fps, data.frame_stride),
+        train_transform=TrainTransform(data.train_jitter_scales, data.train_crop_size,
+                                       data.mean, data.std, flip=data.random_flip),
+        eval_transform=EvalTransform(data.test_crop_size, cfg.test.num_spatial_crops
+                                     if split == "test" else 1, data.mean, data.std),
+        num_temporal_views=cfg.test.num_temporal_views,
+        policy=loading_policy(data),
+        name=spec.name,
+        view_aggregation=spec.view_aggregation,
+        seed=cfg.seed,
+    )
+    dataset.excluded = excluded
+    return dataset
+
+
+def loading_policy(data: DataConfig) -> LoadingPolicy:
+    """Decoding and failure handling from ``data.*``."""
+    return LoadingPolicy(
+        backend=data.decoder,
+        decoder_threads=data.decoder_threads,
+        resize_at_decode=data.resize_at_decode,
+        max_failure_fraction=data.max_failure_fraction,
+        clip_retries=data.clip_retries,
+        video_retries=data.video_retries,
+    )
+
+
+def _ensure_synthetic(data: DataConfig) -> None:
     if data.dataset not in KINDS:
         raise ValueError(f"data.synthetic=true: no synthetic version of dataset {data.dataset!r}"
                          f" (synthetic kinds: {', '.join(KINDS)})")
@@ -48,13 +121,15 @@ def _ensure_synthetic(cfg: Any) -> None:
     )
 
 
-def build_loader(cfg: Any, split: str, dataset: ClipDataset | None = None) -> DataLoader:
+def build_loader(
+    cfg: ExperimentConfig, split: str, dataset: ClipDataset | None = None
+) -> DataLoader:
     """A DataLoader over ``build_dataset(cfg, split)`` (or ``dataset``).
 
     Batches: ``train.batch_size`` (train) or ``test.batch_size`` (val, test) items per process.
-    With ``torch.distributed`` initialised, training uses ``DistributedSampler`` (shuffled, call
+    In a process group, training uses ``DistributedSampler`` (shuffled, call
     ``loader.sampler.set_epoch(epoch)``) and evaluation ``ShardedEvalSampler`` (each item on
-    exactly one rank, no padding); without it, ``EpochShuffleSampler`` (also with
+    exactly one rank, no padding); without one, ``EpochShuffleSampler`` (also with
     ``set_epoch``) and all items in order. Training drops the last incomplete batch when there
     is at least one full batch.
 
@@ -63,12 +138,12 @@ def build_loader(cfg: Any, split: str, dataset: ClipDataset | None = None) -> Da
     ``data.pin_memory`` and an accelerator is present.
     """
     dataset = dataset if dataset is not None else build_dataset(cfg, split)
-    rank, world = _rank_and_world()
+    rank, world = get_rank(), get_world_size()
     if split == "train":
         batch_size = cfg.train.batch_size
-        sampler: Any = (DistributedSampler(dataset, world, rank, shuffle=True, seed=cfg.seed)
-                        if dist.is_available() and dist.is_initialized()
-                        else EpochShuffleSampler(len(dataset), cfg.seed))
+        sampler: Sampler[int] = (
+            DistributedSampler(dataset, world, rank, shuffle=True, seed=cfg.seed)
+            if is_distributed() else EpochShuffleSampler(len(dataset), cfg.seed))
         drop_last = len(sampler) >= batch_size
     else:
         batch_size = cfg.test.batch_size
@@ -103,12 +178,6 @@ def seed_worker(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
-
-
-def _rank_and_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def _accelerator_available() -> bool:

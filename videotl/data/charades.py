@@ -16,18 +16,11 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
 
-from videotl.data.dataset import ClipDataset, VideoEntry, dataset_from_config
-from videotl.data.lists import AnnotationError, require_file, video_folder
-from videotl.data.registry import register_dataset
+from videotl.data.lists import AnnotationError, VideoEntry, require_file, video_folder
+from videotl.data.registry import DatasetSpec, VideoList, register_dataset
 
-SPLIT_FILES = {
-    "train": "Charades_v1_train.csv",
-    "val": "Charades_v1_test.csv",
-    "test": "Charades_v1_test.csv",
-}
-CLASS_NAMES_FILE = "Charades_v1_classes.txt"
+# The columns of the official CSVs, in order (the loader needs ``id`` and ``actions``).
 COLUMNS = ("id", "subject", "scene", "quality", "relevance", "verified", "script", "objects",
            "descriptions", "actions", "length")
 
@@ -47,6 +40,20 @@ def read_charades_classes(path: Path) -> tuple[list[str], dict[str, int]]:
     if not names:
         raise AnnotationError(f"{path}: no classes")
     return names, index_of
+
+
+def read_charades_class_names(path: Path) -> list[str]:
+    """Class names in index order from lines ``c000 Holding some clothes``."""
+    return read_charades_classes(path)[0]
+
+
+# The test file serves as validation too: the release has no separate validation split.
+CHARADES = DatasetSpec(
+    name="charades", multilabel=True, view_aggregation="max",
+    train_file="Charades_v1_train.csv", val_file="Charades_v1_test.csv",
+    test_file="Charades_v1_test.csv", class_file="Charades_v1_classes.txt",
+    read_classes=read_charades_class_names, video_dir="Charades_v1_480",
+)
 
 
 def parse_actions(
@@ -90,15 +97,11 @@ def read_charades_csv(path: Path, folder: Path, index_of: dict[str, int]) -> lis
     return entries
 
 
-@register_dataset("charades")
-def build_charades(cfg: Any, split: str) -> ClipDataset:
-    """Charades v1 (multi-label; per-view scores merged by maximum)."""
-    data = cfg.data
-    root = Path(data.root)
-    names, index_of = read_charades_classes(root / (data.class_names_file or CLASS_NAMES_FILE))
-    if split not in SPLIT_FILES:
-        raise ValueError(f"unknown split {split!r}; expected one of {tuple(SPLIT_FILES)}")
-    videos = read_charades_csv(root / SPLIT_FILES[split], video_folder(data.root, data.video_dir),
-                               index_of)
-    return dataset_from_config(cfg, split, videos, len(names), True, names, "charades",
-                               view_aggregation="max")
+@register_dataset(CHARADES)
+def read_charades(split: str, root: str, video_dir: str, class_names_file: str) -> VideoList:
+    """Charades v1 (multi-label; per-view scores merged by maximum): the videos of ``split``
+    with their timed actions, from the official files under ``root``."""
+    names, index_of = read_charades_classes(Path(root) / (class_names_file or CHARADES.class_file))
+    videos = read_charades_csv(Path(root) / CHARADES.split_file(split),
+                               video_folder(root, video_dir), index_of)
+    return VideoList(videos, names)

@@ -23,7 +23,7 @@ videos have failed, loading stops with ``DataLoadingError`` listing them.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from videotl.data.failures import FailureLog
+from videotl.data.lists import VideoEntry
 from videotl.data.sampling import ClipSampling, clip_seconds, split_view
 from videotl.data.transforms import EvalTransform, TrainTransform, frames_to_cthw
 from videotl.data.video_reader import VideoDecodeError, VideoReader
@@ -42,23 +43,6 @@ SPLITS = ("train", "val", "test")
 
 class DataLoadingError(RuntimeError):
     """Too many videos failed to load; the message lists them."""
-
-
-@dataclass(frozen=True)
-class VideoEntry:
-    """One video of a list.
-
-    Attributes:
-        path: the file to read.
-        video_id: how the dataset names it (path as listed, or the Charades id).
-        label: class index for single-label datasets.
-        actions: ``(class, start_s, end_s)`` for datasets with timed actions (multi-label).
-    """
-
-    path: str
-    video_id: str
-    label: int | None = None
-    actions: tuple[tuple[int, float, float], ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -300,49 +284,3 @@ def overlapping_actions(
     not count.
     """
     return sorted({label for label, begin, finish in actions if begin < end and finish > start})
-
-
-def dataset_from_config(
-    cfg: Any,
-    split: str,
-    videos: Sequence[VideoEntry],
-    num_classes: int,
-    multilabel: bool,
-    class_names: Sequence[str],
-    name: str,
-    view_aggregation: str = "mean",
-) -> ClipDataset:
-    """Builds a ``ClipDataset`` from an ``ExperimentConfig``'s ``data`` and ``test`` keys.
-
-    Videos listed in ``data.exclude_file`` are skipped (and listed in ``dataset.excluded``).
-    """
-    from videotl.data.lists import apply_exclusions
-
-    data = cfg.data
-    kept, excluded = apply_exclusions(videos, data.exclude_file, data.root, name)
-    dataset = ClipDataset(
-        kept,
-        split,
-        num_classes=num_classes,
-        multilabel=multilabel,
-        class_names=class_names,
-        sampling=ClipSampling(data.num_frames, data.sampling_fps, data.frame_stride),
-        train_transform=TrainTransform(data.train_jitter_scales, data.train_crop_size,
-                                       data.mean, data.std, flip=data.random_flip),
-        eval_transform=EvalTransform(data.test_crop_size, cfg.test.num_spatial_crops
-                                     if split == "test" else 1, data.mean, data.std),
-        num_temporal_views=cfg.test.num_temporal_views,
-        policy=LoadingPolicy(
-            backend=data.decoder,
-            decoder_threads=data.decoder_threads,
-            resize_at_decode=data.resize_at_decode,
-            max_failure_fraction=data.max_failure_fraction,
-            clip_retries=data.clip_retries,
-            video_retries=data.video_retries,
-        ),
-        name=name,
-        view_aggregation=view_aggregation,
-        seed=cfg.seed,
-    )
-    dataset.excluded = excluded
-    return dataset

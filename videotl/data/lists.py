@@ -1,16 +1,33 @@
-"""Reading annotation lists: ``path label`` video lists, class-name files, exclusion lists."""
+"""Reading annotation lists: ``path label`` video lists, class-name files, exclusion lists; and
+``VideoEntry``, one video of a list."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from videotl.data.dataset import VideoEntry
-
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoEntry:
+    """One video of a list.
+
+    Attributes:
+        path: the file to read.
+        video_id: how the dataset names it (path as listed, or the Charades id).
+        label: class index for single-label datasets.
+        actions: ``(class, start_s, end_s)`` for datasets with timed actions (multi-label).
+    """
+
+    path: str
+    video_id: str
+    label: int | None = None
+    actions: tuple[tuple[int, float, float], ...] = field(default=())
 
 
 class AnnotationError(ValueError):

@@ -34,19 +34,25 @@ from typing import Sequence
 
 import numpy as np
 
+from videotl.data.avid import AVID
+from videotl.data.charades import CHARADES, COLUMNS
+from videotl.data.kinetics import KINETICS
+from videotl.data.registry import DatasetSpec
 from videotl.data.synthetic_render import make_actor, write_video
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("kinetics", "charades", "avid")
 _MOTIONS_10 = ("moving up", "moving down", "sliding sideways", "approaching", "receding",
                "appearing", "vanishing", "spinning", "blinking", "staying still")
 
 
 @dataclass(frozen=True)
 class SyntheticSpec:
-    """What a synthetic kind looks like; sizes are the demo defaults."""
+    """What a synthetic kind looks like; sizes are the demo defaults. ``dataset`` gives the file
+    names, the video folder and the label kind: multi-label kinds get timed actions written in
+    the Charades format, single-label kinds one motion per video in ``path label`` lists."""
 
+    dataset: DatasetSpec
     classes: tuple[str, ...]
     train_videos: int
     eval_videos: int
@@ -57,22 +63,18 @@ class SyntheticSpec:
     action_seconds: tuple[float, float] = (0.0, 0.0)
 
 
-SPECS = {
-    "kinetics": SyntheticSpec(_MOTIONS_10, 200, 50, (3.0, 3.0), (15.0,)),
-    "avid": SyntheticSpec(_MOTIONS_10 + ("bouncing", "pulsing"), 240, 60, (2.0, 4.0),
-                          (12.0, 15.0, 24.0), portrait_fraction=0.2),
-    "charades": SyntheticSpec(
+# In this order: a kind's position seeds its videos, so reordering would change every file.
+SPECS = {spec.dataset.name: spec for spec in (
+    SyntheticSpec(KINETICS, _MOTIONS_10, 200, 50, (3.0, 3.0), (15.0,)),
+    SyntheticSpec(
+        CHARADES,
         ("moving up", "moving down", "sliding sideways", "approaching", "receding", "spinning",
          "blinking", "staying still"),
         32, 12, (20.0, 30.0), (15.0,), actions_per_video=(2, 4), action_seconds=(4.0, 12.0)),
-}
-
-ANNOTATION_FILES = {
-    "kinetics": ("classes.txt", "train.csv", "val.csv", "test.csv"),
-    "avid": ("classes.txt", "train.csv", "val.csv", "test.csv"),
-    "charades": ("Charades_v1_classes.txt", "Charades_v1_train.csv", "Charades_v1_test.csv"),
-}
-DEFAULT_VIDEO_DIRS = {"kinetics": "", "avid": "", "charades": "Charades_v1_480"}
+    SyntheticSpec(AVID, _MOTIONS_10 + ("bouncing", "pulsing"), 240, 60, (2.0, 4.0),
+                  (12.0, 15.0, 24.0), portrait_fraction=0.2),
+)}
+KINDS = tuple(SPECS)  # ("kinetics", "charades", "avid")
 
 
 @dataclass(frozen=True)
@@ -130,21 +132,22 @@ def make_synthetic_dataset(
         raise ValueError(f"short_side must be at least 16 pixels, got {short_side}")
     spec = SPECS[kind]
     root = Path(root)
-    present = [name for name in ANNOTATION_FILES[kind] if (root / name).exists()]
+    present = [name for name in spec.dataset.annotation_files if (root / name).exists()]
     if present:
         raise FileExistsError(f"{root} already holds {present}; choose an empty folder")
-    folder = DEFAULT_VIDEO_DIRS[kind] if video_dir is None else video_dir
+    folder = spec.dataset.video_dir if video_dir is None else video_dir
     plans = _plan(kind, spec, seed, train_videos or spec.train_videos,
                   eval_videos or spec.eval_videos, short_side)
     frames = _render(root / folder if folder else root, plans, short_side, processes)
     root.mkdir(parents=True, exist_ok=True)
-    _write_annotations(kind, spec, root, plans)
+    _write_annotations(spec, root, plans)
     return SyntheticSummary(kind, root, spec.classes,
                             {split: len(p) for split, p in plans.items()}, frames)
 
 
 def annotations_present(kind: str, root: str | os.PathLike) -> bool:
-    return all((Path(root) / name).is_file() for name in ANNOTATION_FILES[kind])
+    """Whether ``root`` holds all the annotation files of dataset ``kind``."""
+    return all((Path(root) / name).is_file() for name in SPECS[kind].dataset.annotation_files)
 
 
 def ensure_synthetic_dataset(kind: str, root: str | os.PathLike, **options) -> bool:
@@ -166,7 +169,7 @@ def ensure_synthetic_dataset(kind: str, root: str | os.PathLike, **options) -> b
         try:
             logger.info("generating a synthetic %s dataset in %s", kind, root)
             summary = make_synthetic_dataset(kind, staging, **options)
-            _move_into(staging, root, ANNOTATION_FILES[kind])
+            _move_into(staging, root, SPECS[kind].dataset.annotation_files)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     logger.info("synthetic %s dataset ready in %s: %s videos", kind, root, summary.videos)
@@ -191,14 +194,14 @@ def _plan(kind: str, spec: SyntheticSpec, seed: int, train_videos: int, eval_vid
     for split_code, (split, count) in enumerate((("train", train_videos), ("val", eval_videos))):
         split_ids = ids[:count] if split == "train" else ids[train_videos:]
         plans[split] = [
-            _plan_video(kind, spec, split, i, split_ids[i], short_side,
+            _plan_video(spec, split, i, split_ids[i], short_side,
                         (seed, kind_code, split_code, i))
             for i in range(count)
         ]
     return plans
 
 
-def _plan_video(kind: str, spec: SyntheticSpec, split: str, index: int, video_id: str,
+def _plan_video(spec: SyntheticSpec, split: str, index: int, video_id: str,
                 short_side: int, seed: tuple[int, ...]) -> VideoPlan:
     rng = np.random.default_rng(seed + (0,))
     seconds = round(float(rng.uniform(*spec.seconds)), 2)
@@ -206,7 +209,7 @@ def _plan_video(kind: str, spec: SyntheticSpec, split: str, index: int, video_id
     long_side = 2 * round(short_side * 4 / 3 / 2)
     width, height = (short_side, long_side) if rng.random() < spec.portrait_fraction else (
         long_side, short_side)
-    if kind == "charades":
+    if spec.dataset.multilabel:
         actions = _timed_actions(spec, seconds, rng)
         path = f"{video_id}.mp4"
     else:
@@ -254,32 +257,43 @@ def _render_one(job: tuple[Path, VideoPlan, int]) -> int:
                        plan.width, plan.height, rng)
 
 
-def _write_annotations(kind: str, spec: SyntheticSpec, root: Path,
+def _write_annotations(spec: SyntheticSpec, root: Path,
                        plans: dict[str, list[VideoPlan]]) -> None:
-    if kind == "charades":
-        _write_charades(spec, root, plans)
-        return
-    (root / "classes.txt").write_text("\n".join(spec.classes) + "\n", encoding="utf-8")
-    for split, rows in (("train", plans["train"]), ("val", plans["val"]), ("test", plans["val"])):
-        lines = [f"{plan.relative_path} {spec.classes.index(plan.actions[0][0])}"
-                 for plan in rows]
-        (root / f"{split}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _write_charades(spec: SyntheticSpec, root: Path, plans: dict[str, list[VideoPlan]]) -> None:
+    """The class file and each split's file; the evaluation videos serve "val" and "test"
+    (multi-label kinds: in the Charades format, single-label kinds: ``path label`` lists)."""
     codes = {name: f"c{i:03d}" for i, name in enumerate(spec.classes)}
-    (root / "Charades_v1_classes.txt").write_text(
-        "".join(f"{codes[name]} {name.capitalize()}\n" for name in spec.classes), encoding="utf-8")
-    columns = ["id", "subject", "scene", "quality", "relevance", "verified", "script",
-               "objects", "descriptions", "actions", "length"]
-    for split, filename in (("train", "Charades_v1_train.csv"), ("val", "Charades_v1_test.csv")):
-        with (root / filename).open("w", newline="", encoding="utf-8") as stream:
-            writer = csv.writer(stream)
-            writer.writerow(columns)
-            for n, plan in enumerate(plans[split]):
-                motions = [motion for motion, _, _ in plan.actions]
-                script = "A shape is " + ", then a shape is ".join(motions) + "."
-                actions = ";".join(f"{codes[m]} {s:.2f} {e:.2f}" for m, s, e in plan.actions)
-                writer.writerow([Path(plan.relative_path).stem, f"S{n % 20:02d}", "Synthetic room",
-                                 7, 7, "Yes", script, "shape", script, actions,
-                                 f"{plan.seconds:.2f}"])
+    if spec.dataset.multilabel:
+        class_lines = [f"{codes[name]} {name.capitalize()}" for name in spec.classes]
+    else:
+        class_lines = list(spec.classes)
+    (root / spec.dataset.class_file).write_text("".join(f"{line}\n" for line in class_lines),
+                                                encoding="utf-8")
+    written: set[str] = set()
+    for split in ("train", "val", "test"):
+        filename = spec.dataset.split_file(split)
+        if filename in written:  # e.g. Charades' val and test splits share one file
+            continue
+        written.add(filename)
+        rows = plans["train" if split == "train" else "val"]
+        if spec.dataset.multilabel:
+            _write_charades_csv(root / filename, rows, codes)
+        else:
+            _write_list(root / filename, rows, spec.classes)
+
+
+def _write_list(path: Path, plans: list[VideoPlan], classes: Sequence[str]) -> None:
+    lines = [f"{plan.relative_path} {classes.index(plan.actions[0][0])}" for plan in plans]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _write_charades_csv(path: Path, plans: list[VideoPlan], codes: dict[str, str]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(COLUMNS)
+        for n, plan in enumerate(plans):
+            motions = [motion for motion, _, _ in plan.actions]
+            script = "A shape is " + ", then a shape is ".join(motions) + "."
+            actions = ";".join(f"{codes[m]} {s:.2f} {e:.2f}" for m, s, e in plan.actions)
+            writer.writerow([Path(plan.relative_path).stem, f"S{n % 20:02d}", "Synthetic room",
+                             7, 7, "Yes", script, "shape", script, actions,
+                             f"{plan.seconds:.2f}"])

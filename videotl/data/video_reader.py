@@ -33,7 +33,6 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -377,12 +376,3 @@ def _log_once(path: str, message: str) -> None:
     if path not in _LOGGED:
         _LOGGED.add(path)
         logger.warning(message)
-
-
-def is_video_file(path: str | os.PathLike) -> bool:
-    """True when ``path`` has a video stream with at least one frame (indexing, no decoding)."""
-    try:
-        probe(Path(path))
-    except VideoDecodeError:
-        return False
-    return True

@@ -1,9 +1,11 @@
-"""Argument parsing shared by the tool scripts: ``--config CFG [key=value ...]``."""
+"""Argument parsing shared by the scripts in ``tools/`` (``--config CFG [key=value ...]``) and in
+``data_prep/`` (the video-list arguments)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable, NoReturn, Sequence
 
 from videotl.config import ConfigError, ExperimentConfig, load_config
@@ -35,6 +37,19 @@ def exit_with_error(error: Exception) -> NoReturn:
     """Prints ``error: ...`` to stderr and exits with status 2 (bad input)."""
     print(f"error: {error}", file=sys.stderr)
     sys.exit(2)
+
+
+def add_list_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments every single-label preparation script shares: ``--videos``, ``--output``
+    and ``--classes`` (what ``videotl.prep.single_label.write_single_label_lists`` takes
+    besides the dataset and the annotations)."""
+    parser.add_argument("--videos", type=Path, required=True,
+                        help="folder of the videos (searched recursively)")
+    parser.add_argument("--output", type=Path, required=True,
+                        help="where the lists go: data.root")
+    parser.add_argument("--classes", type=Path, default=None,
+                        help="class names in index order (.txt, one per line, or .json); "
+                             "default: the annotated labels, sorted")
 
 
 def registry_names(registry: Registry) -> Callable[[str], list[str]]:

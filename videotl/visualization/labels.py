@@ -6,21 +6,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from videotl.data.charades import CLASS_NAMES_FILE as CHARADES_CLASS_FILE
-from videotl.data.charades import read_charades_classes
-from videotl.data.kinetics import CLASS_NAMES_FILE as LIST_CLASS_FILE
+from videotl.data import DATASETS, dataset_spec
 from videotl.data.lists import read_class_names
 
 logger = logging.getLogger(__name__)
-
-# data.dataset -> (default class file under data.root, its reader, multi-label)
-CLASS_FILES: dict[str, tuple[str, Callable[[Path], list[str]], bool]] = {
-    "kinetics": (LIST_CLASS_FILE, read_class_names, False),
-    "avid": (LIST_CLASS_FILE, read_class_names, False),
-    "charades": (CHARADES_CLASS_FILE, lambda path: read_charades_classes(path)[0], True),
-}
 
 
 @dataclass(frozen=True)
@@ -46,18 +37,24 @@ def class_labels(cfg: Any, names_file: str | Path | None = None) -> ClassLabels:
         ValueError: the file names a different number of classes than the model has.
     """
     num_classes = cfg.model.num_classes
-    default_file, reader, multilabel = CLASS_FILES.get(cfg.data.dataset, ("", None, False))
+    spec = dataset_spec(cfg.data.dataset) if cfg.data.dataset in DATASETS else None
+    multilabel = spec is not None and spec.multilabel
     if names_file is not None:
         return _checked(read_class_names(Path(names_file)), num_classes, Path(names_file),
                         multilabel)
-    path = Path(cfg.data.root) / (cfg.data.class_names_file or default_file)
-    if reader is None or not path.is_file():
-        why = (f"no class file {path}" if reader is not None
-               else f"no known class file for dataset {cfg.data.dataset!r}")
-        logger.warning("%s: showing classes as 'class <k>'", why)
-        return ClassLabels([f"class {k}" for k in range(num_classes)], multilabel,
-                           f"{why}; classes shown by index")
-    return _checked(reader(path), num_classes, path, multilabel)
+    if spec is None:
+        return _by_index(num_classes, False,
+                         f"no known class file for dataset {cfg.data.dataset!r}")
+    path = Path(cfg.data.root) / (cfg.data.class_names_file or spec.class_file)
+    if not path.is_file():
+        return _by_index(num_classes, multilabel, f"no class file {path}")
+    return _checked(spec.read_classes(path), num_classes, path, multilabel)
+
+
+def _by_index(num_classes: int, multilabel: bool, why: str) -> ClassLabels:
+    logger.warning("%s: showing classes as 'class <k>'", why)
+    return ClassLabels([f"class {k}" for k in range(num_classes)], multilabel,
+                       f"{why}; classes shown by index")
 
 
 def _checked(names: list[str], num_classes: int, path: Path, multilabel: bool) -> ClassLabels:

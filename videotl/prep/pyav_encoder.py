@@ -8,7 +8,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from videotl.data.prep.encode_settings import (
+import av
+import av.filter
+
+from videotl.prep.encode_settings import (
     EncodeError,
     EncodeSettings,
     filters,
@@ -25,8 +28,6 @@ def encode_with_pyav(source: Path, partial: Path, settings: EncodeSettings,
     Raises:
         EncodeError: PyAV failed, or no frame decoded.
     """
-    import av
-
     try:
         with av.open(str(source), metadata_errors="ignore") as inp, \
                 av.open(str(partial), "w", format="mp4") as out:
@@ -56,8 +57,6 @@ class _PyavWriter:
         self.last_out: float | None = None  # time of the last frame encoded
 
     def transcode(self, inp: Any, stream: Any) -> int:
-        import av
-
         errors = 0
         for packet in inp.demux(stream):
             try:
@@ -89,8 +88,6 @@ class _PyavWriter:
         self._drain()
 
     def _drain(self) -> None:
-        import av
-
         while True:
             try:
                 frame = self.graph.pull()
@@ -110,8 +107,6 @@ class _PyavWriter:
             self.frames += 1
 
     def _build(self, frame: Any) -> None:
-        import av.filter
-
         graph = av.filter.Graph()
         nodes = [graph.add_buffer(width=frame.width, height=frame.height,
                                   format=frame.format.name, time_base=frame.time_base)]

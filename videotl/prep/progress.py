@@ -8,6 +8,12 @@ import sys
 import time
 from typing import Sequence, TextIO
 
+from tqdm import tqdm
+
+
+class _Bar(tqdm):
+    monitor_interval = 0  # no monitor thread: worker processes are forked
+
 
 class Progress:
     """Counts finished items (and failed ones) out of ``total``."""
@@ -21,13 +27,8 @@ class Progress:
         self.start = self.last_line = time.monotonic()
         self.bar = None
         if enabled and self.stream.isatty():
-            from tqdm import tqdm
-
-            class Bar(tqdm):
-                monitor_interval = 0  # no monitor thread: worker processes are forked
-
-            self.bar = Bar(total=total, desc=description, unit="video", file=self.stream,
-                           dynamic_ncols=True, smoothing=0.05)
+            self.bar = _Bar(total=total, desc=description, unit="video", file=self.stream,
+                            dynamic_ncols=True, smoothing=0.05)
 
     def update(self, failed: bool = False) -> None:
         self.done += 1

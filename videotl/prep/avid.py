@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable
 
 from videotl.data.lists import AnnotationError, require_file
-from videotl.data.prep.single_label import Annotation
+from videotl.prep.single_label import Annotation
 
 NUM_CLASSES = 887  # as the AViD paper reports
 

@@ -15,9 +15,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Sequence
 
-from videotl.data.prep.files import write_lines
-from videotl.data.prep.pool import run_tasks
-from videotl.data.prep.progress import listed_files
+from videotl.data import build_dataset
+from videotl.data.lists import read_exclusions
+from videotl.data.video_reader import VideoDecodeError, VideoReader
+from videotl.prep.files import write_lines
+from videotl.prep.pool import run_tasks
+from videotl.prep.progress import listed_files
 
 CHUNK = 32  # frames decoded per call: bounded memory for long videos
 
@@ -62,8 +65,6 @@ class Verification:
 
 def check_video(check: VideoCheck) -> CheckOutcome:
     """Opens and decodes one video as training does; never raises for a bad video."""
-    from videotl.data.video_reader import VideoDecodeError, VideoReader
-
     try:
         with VideoReader(check.path, backend=check.backend, short_side=check.short_side,
                          num_threads=1) as reader:
@@ -90,8 +91,6 @@ def _indices(count: int, frames: int | None) -> list[int]:
 
 def listed_videos(cfg: Any, splits: Sequence[str]) -> tuple[list[tuple[str, str]], list[str]]:
     """``([(video id, path)], excluded ids)`` over ``splits``, each file once, in list order."""
-    from videotl.data import build_dataset
-
     videos: dict[str, str] = {}
     excluded: dict[str, None] = {}
     for split in splits:
@@ -144,8 +143,6 @@ def verify_videos(
 
 def previous_exclusions(cfg: Any) -> list[str]:
     """The lines of the config's ``data.exclude_file`` (none when it is not set)."""
-    from videotl.data.lists import read_exclusions
-
     name = cfg.data.exclude_file
     if not name:
         return []

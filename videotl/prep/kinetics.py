@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from videotl.data.lists import AnnotationError, require_file
-from videotl.data.prep.single_label import Annotation
+from videotl.prep.single_label import Annotation
 
 REQUIRED_COLUMNS = ("youtube_id", "time_start", "time_end")
 

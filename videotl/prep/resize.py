@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from videotl.data.prep.encode import EncodeSettings, choose_encoder, encode_video
-from videotl.data.prep.files import find_videos, part_path, write_lines
-from videotl.data.prep.pool import TaskResult, run_tasks
-from videotl.data.prep.progress import listed_files
+from videotl.prep.encode import EncodeSettings, choose_encoder, encode_video
+from videotl.prep.files import find_videos, part_path, write_lines
+from videotl.prep.pool import TaskResult, run_tasks
+from videotl.prep.progress import listed_files
 
 FAILURES_FILE = "resize_failures.txt"
 

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from videotl.data.prep.encode_settings import (
+from videotl.prep.encode_settings import (
     EncodeError,
     EncodeSettings,
     filter_text,

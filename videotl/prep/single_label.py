@@ -1,6 +1,7 @@
 """From a release's annotations and a folder of videos to the lists the single-label loaders read
-(Kinetics, AViD): ``classes.txt`` and ``{train,val,test}.csv`` of ``path,label`` rows, with
-``path`` relative to the video folder and ``label`` a class index (``videotl.data.lists``).
+(Kinetics, AViD): the dataset's class file and split files (``DatasetSpec``: ``classes.txt`` and
+``{train,val,test}.csv``) of ``path,label`` rows, with ``path`` relative to the video folder and
+``label`` a class index (``videotl.data.lists``).
 
 Videos are matched to annotations by file name without extension, so a release's videos may
 sit in any folder layout and container (``.mp4``, ``.mkv``, ``.webm``, ...). Annotated videos
@@ -10,8 +11,6 @@ that no annotation names (``unlisted_videos.txt``).
 
 from __future__ import annotations
 
-import argparse
-
 import logging
 import os
 from collections import defaultdict
@@ -19,15 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from videotl.data import DatasetSpec
+from videotl.data.dataset import SPLITS
 from videotl.data.lists import AnnotationError, read_class_names, read_video_list
-from videotl.data.prep.files import find_videos, unlistable_reason, write_lines
+from videotl.prep.files import (
+    MISSING_FILE,
+    UNLISTED_FILE,
+    find_videos,
+    unlistable_reason,
+    video_dir_setting,
+    write_lines,
+)
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
-CLASS_FILE = "classes.txt"
-MISSING_FILE = "missing_videos.txt"
-UNLISTED_FILE = "unlisted_videos.txt"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class SplitLists:
 class PrepReport:
     """The outcome of ``write_single_label_lists``."""
 
+    dataset: DatasetSpec
     output: Path
     video_dir: Path
     classes: list[str]
@@ -71,12 +75,14 @@ class PrepReport:
 
     def config_overrides(self) -> list[str]:
         """``data.root=...`` and ``data.video_dir=...`` for these lists."""
-        return [f"data.root={self.output}", f"data.video_dir={video_dir_setting(self)}"]
+        return [f"data.root={self.output}",
+                f"data.video_dir={video_dir_setting(self.video_dir, self.output)}"]
 
     def summary(self) -> str:
-        lines = [f"{len(self.classes)} classes -> {self.output / CLASS_FILE}"]
+        lines = [f"{len(self.classes)} classes -> {self.output / self.dataset.class_file}"]
         for split, lists in self.splits.items():
-            line = f"{split}: {len(lists.rows)} videos -> {self.output / f'{split}.csv'}"
+            line = (f"{split}: {len(lists.rows)} videos -> "
+                    f"{self.output / self.dataset.split_file(split)}")
             if lists.copied_from:
                 line += f" (a copy of {lists.copied_from}: no labelled {split} annotations)"
             if lists.missing:
@@ -97,26 +103,6 @@ class PrepReport:
         return "\n".join(lines)
 
 
-def add_list_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments every single-label preparation script shares: ``--videos``, ``--output``
-    and ``--classes`` (what ``write_single_label_lists`` takes besides the annotations)."""
-    parser.add_argument("--videos", type=Path, required=True,
-                        help="folder of the videos (searched recursively)")
-    parser.add_argument("--output", type=Path, required=True,
-                        help="where the lists go: data.root")
-    parser.add_argument("--classes", type=Path, default=None,
-                        help="class names in index order (.txt, one per line, or .json); "
-                             "default: the annotated labels, sorted")
-
-
-def video_dir_setting(report: PrepReport) -> str:
-    """``data.video_dir`` for the lists: relative to ``data.root`` when inside it."""
-    try:
-        return report.video_dir.resolve().relative_to(report.output.resolve()).as_posix()
-    except ValueError:
-        return str(report.video_dir.resolve())
-
-
 def class_names_from(annotations: Mapping[str, Sequence[Annotation]],
                      class_file: Path | None) -> list[str]:
     """The classes: those of ``class_file`` in its order, else the annotated labels sorted."""
@@ -131,14 +117,15 @@ def class_names_from(annotations: Mapping[str, Sequence[Annotation]],
 
 
 def write_single_label_lists(
+    dataset: DatasetSpec,
     annotations: Mapping[str, Sequence[Annotation]],
     video_dir: str | os.PathLike,
     output: str | os.PathLike,
     class_file: Path | None = None,
 ) -> PrepReport:
     """Matches ``annotations`` (split -> annotations) to the videos under ``video_dir`` and
-    writes ``classes.txt``, ``{split}.csv``, ``missing_videos.txt`` and
-    ``unlisted_videos.txt`` into ``output``.
+    writes ``dataset``'s class file and split files (``classes.txt``, ``{split}.csv``),
+    ``missing_videos.txt`` and ``unlisted_videos.txt`` into ``output``.
 
     Without labelled ``"test"`` annotations, ``test.csv`` repeats ``val.csv`` (the usual
     practice for Kinetics and AViD, whose test labels are not public or not released).
@@ -146,7 +133,11 @@ def write_single_label_lists(
     Raises:
         AnnotationError: a label outside ``class_file``, or no labelled annotations.
         FileNotFoundError: ``video_dir`` does not exist.
+        ValueError: ``dataset`` is multi-label (its files are not ``path,label`` lists).
     """
+    if dataset.multilabel:
+        raise ValueError(f"dataset {dataset.name!r} is multi-label: its annotation files are not "
+                         "'path,label' lists")
     video_dir, output = Path(video_dir), Path(output)
     classes = class_names_from(annotations, class_file)
     files, unusable = _usable(find_videos(video_dir))
@@ -158,7 +149,7 @@ def write_single_label_lists(
             splits["test"] = SplitLists(list(splits["val"].rows), copied_from="val",
                                         unlabelled=splits.get("test", SplitLists()).unlabelled)
     used = {path for lists in splits.values() for path, _ in lists.rows}
-    report = PrepReport(output, video_dir, classes, splits,
+    report = PrepReport(dataset, output, video_dir, classes, splits,
                         [path for path in files if path not in used], duplicates, unusable)
     _write(report)
     return report
@@ -206,9 +197,9 @@ def _match(annotations: Sequence[Annotation], by_stem: dict[str, str],
 
 def _write(report: PrepReport) -> None:
     output = report.output
-    write_lines(output / CLASS_FILE, report.classes)
+    write_lines(output / report.dataset.class_file, report.classes)
     for split, lists in report.splits.items():
-        list_path = output / f"{split}.csv"
+        list_path = output / report.dataset.split_file(split)
         # Comma-separated: the reader splits at the last comma, so paths may hold spaces and
         # commas. An empty split gets a comment line only.
         write_lines(list_path, [f"{path},{label}" for path, label in lists.rows]

@@ -13,13 +13,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from videotl.data.charades import CLASS_NAMES_FILE, SPLIT_FILES, read_charades_classes
-from videotl.data.charades import read_charades_csv
-from videotl.data.prep.files import find_videos, write_lines
-
-MISSING_FILE = "missing_videos.txt"
-UNLISTED_FILE = "unlisted_videos.txt"
-RELEASE_FILES = (CLASS_NAMES_FILE, SPLIT_FILES["train"], SPLIT_FILES["test"])
+from videotl.data.charades import CHARADES, read_charades_classes, read_charades_csv
+from videotl.prep.files import (
+    MISSING_FILE,
+    UNLISTED_FILE,
+    find_videos,
+    video_dir_setting,
+    write_lines,
+)
 
 
 @dataclass
@@ -34,16 +35,11 @@ class CharadesReport:
     unlisted: list[str]  # video files that are not <id>.mp4 of an annotated id
 
     def config_overrides(self) -> list[str]:
-        overrides = [f"data.root={self.output}", f"data.video_dir={self._video_dir()}"]
+        overrides = [f"data.root={self.output}",
+                     f"data.video_dir={video_dir_setting(self.video_dir, self.output)}"]
         if any(self.missing.values()):
             overrides.append(f"data.exclude_file={MISSING_FILE}")
         return overrides
-
-    def _video_dir(self) -> str:
-        try:
-            return self.video_dir.resolve().relative_to(self.output.resolve()).as_posix()
-        except ValueError:
-            return str(self.video_dir.resolve())
 
     def summary(self) -> str:
         lines = [f"{self.num_classes} classes; annotation files copied to {self.output}"]
@@ -68,9 +64,9 @@ def prepare_charades(
         FileNotFoundError: ``video_dir`` does not exist.
     """
     annotation_dir, video_dir, output = Path(annotation_dir), Path(video_dir), Path(output)
-    _, index_of = read_charades_classes(annotation_dir / CLASS_NAMES_FILE)
+    _, index_of = read_charades_classes(annotation_dir / CHARADES.class_file)
     entries = {name: read_charades_csv(annotation_dir / name, video_dir, index_of)
-               for name in RELEASE_FILES[1:]}
+               for name in CHARADES.split_files}
     files = find_videos(video_dir)
     present = set(files)
     annotated = {f"{entry.video_id}.mp4" for videos in entries.values() for entry in videos}
@@ -88,7 +84,7 @@ def prepare_charades(
 
 def _copy_release(annotation_dir: Path, output: Path) -> None:
     output.mkdir(parents=True, exist_ok=True)
-    for name in RELEASE_FILES:
+    for name in CHARADES.annotation_files:
         source, target = annotation_dir / name, output / name
         if target.exists() and os.path.samefile(source, target):
             continue

@@ -16,10 +16,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from videotl.data.prep.encode_settings import EncodeError, EncodeSettings, first_line
-from videotl.data.prep.ffmpeg_encoder import encode_with_ffmpeg, ffmpeg_program
-from videotl.data.prep.files import part_path
-from videotl.data.prep.pyav_encoder import encode_with_pyav
+import av
+
+from videotl.data.video_reader import VideoDecodeError, probe
+from videotl.prep.encode_settings import EncodeError, EncodeSettings, first_line
+from videotl.prep.ffmpeg_encoder import encode_with_ffmpeg, ffmpeg_program
+from videotl.prep.files import part_path
+from videotl.prep.pyav_encoder import encode_with_pyav
 
 __all__ = ["ENCODERS", "EncodeError", "EncodeResult", "EncodeSettings", "choose_encoder",
            "encode_video", "ffmpeg_program"]
@@ -81,8 +84,6 @@ def encode_video(source: Path, target: Path, settings: EncodeSettings,
 
 def _source_timing(source: Path) -> tuple[float, float | None]:
     """``(frame rate, seconds the container states or None)`` of the first video stream."""
-    import av
-
     try:
         with av.open(str(source), metadata_errors="ignore") as container:
             if not container.streams.video:
@@ -99,8 +100,6 @@ def _source_timing(source: Path) -> tuple[float, float | None]:
 
 def _indexed_output(path: Path) -> tuple[int, float]:
     """``(frames, seconds)`` of an output, indexed as ``VideoReader`` indexes it."""
-    from videotl.data.video_reader import VideoDecodeError, probe
-
     try:
         index = probe(path)
     except VideoDecodeError as error:

@@ -15,6 +15,7 @@ also dies with the parent (``PR_SET_PDEATHSIG``), so a killed run leaves no work
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import signal
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterator, Sequence
 
-from videotl.data.prep.progress import Progress
+from videotl.prep.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -239,8 +240,6 @@ def _die_with_parent(parent: int) -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
-        import ctypes
-
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return

@@ -1,4 +1,5 @@
-"""Finding video files, naming temporary files, and writing text files atomically."""
+"""Finding video files, naming temporary files, writing text files atomically, and the names of
+the reports that preparation writes next to the lists."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ VIDEO_EXTENSIONS = frozenset({
     ".wmv", ".ogv",
 })
 PART_SUFFIX = ".part"
+MISSING_FILE = "missing_videos.txt"  # annotated videos without a file
+UNLISTED_FILE = "unlisted_videos.txt"  # video files that no annotation names
 
 
 def is_video_name(name: str) -> bool:
@@ -80,3 +83,12 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_lines(path: Path, lines: Iterable[str]) -> None:
     write_text_atomic(path, "".join(f"{line}\n" for line in lines))
+
+
+def video_dir_setting(video_dir: Path, root: Path) -> str:
+    """``data.video_dir`` for videos in ``video_dir``: relative to ``root`` (``data.root``)
+    when inside it, else absolute."""
+    try:
+        return video_dir.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(video_dir.resolve())
