@@ -50,8 +50,8 @@ class TemporalMlpMixer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[2] != self.num_frames:
             raise ValueError(
-                f"TemporalMlpMixer was built for T={self.num_frames} frames; got an input of "
-                f"{x.shape[2]} frames. Build the model with data.num_frames={x.shape[2]}."
+                f"TemporalMlpMixer was built for num_frames={self.num_frames}; got an input of "
+                f"{x.shape[2]} frames. Build it with num_frames={x.shape[2]}."
             )
         mixed = self.mix(x.mean(dim=(3, 4)).transpose(1, 2))  # [B, T, C]
         return x + mixed.transpose(1, 2)[..., None, None]

@@ -32,9 +32,9 @@ class TokenFuser(nn.Module):
         expected = self.num_tokens * self.num_frames
         if y.shape[1] != expected or x.shape[2] != self.num_frames:
             raise ValueError(
-                f"TokenFuser was built for T={self.num_frames} frames x S={self.num_tokens} "
-                f"tokens ({expected} tokens); got {y.shape[1]} tokens for an input of "
-                f"{x.shape[2]} frames. Build the model with data.num_frames={x.shape[2]}."
+                f"TokenFuser was built for num_frames={self.num_frames} x num_tokens="
+                f"{self.num_tokens} ({expected} tokens); got {y.shape[1]} tokens for an input of "
+                f"{x.shape[2]} frames. Build it with num_frames={x.shape[2]}."
             )
         fused = self.mix(y.transpose(1, 2))  # [B, C, T]
         return x + fused[..., None, None]
