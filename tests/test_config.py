@@ -59,6 +59,24 @@ def test_unknown_key_override_suggests_the_dotted_key():
         load_config(None, ["num_frames=8"])
 
 
+def test_renamed_keys_are_refused_with_their_new_name(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load_config(None, ["model.token_pooling_iterations=2"])
+    assert str(error.value) == (
+        "unknown config key 'model.token_pooling_iterations' in override "
+        "'model.token_pooling_iterations=2': model.token_pooling_iterations was renamed to "
+        "model.clustering_iterations"
+    )
+    path = write(tmp_path / "old.yaml", "model:\n  token_pooling_iterations: 2\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == (
+        f"unknown config key 'model.token_pooling_iterations' in {path}: "
+        "model.token_pooling_iterations was renamed to model.clustering_iterations"
+    )
+    assert load_config(None, ["model.clustering_iterations=2"]).model.clustering_iterations == 2
+
+
 def test_unknown_section_suggests_section():
     with pytest.raises(ConfigError, match=r"unknown config key 'modle'.*did you mean 'model'"):
         load_config(None, ["modle.name=x"])

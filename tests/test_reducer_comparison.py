@@ -32,10 +32,10 @@ def tiny(*overrides):
 def test_matched_tokens_are_the_closest_in_gflops():
     cfg = tiny()  # vivit_tiny at 4 x 32^2: T' = 2 of a 4 x 4 grid, reducer at block 2
     assert reducer_layer_and_tokens(cfg) == (2, 4, (4, 4))
-    assert fitting_tokens("spatial_pool", 32, (4, 4)) == [1, 4, 9, 16]
+    assert fitting_tokens("grid_pool", 32, (4, 4)) == [1, 4, 9, 16]
     assert fitting_tokens("ats", 32, (4, 4)) == list(range(1, 17))
     target = count_model(cfg).gflops
-    for reducer in ("spatial_pool", "ats"):
+    for reducer in ("grid_pool", "ats"):
         count, gflops = matched_tokens(cfg, reducer, target, (4, 4))
         every = {k: count_model(with_model(cfg, token_reducer=reducer, reducer_tokens=[k])).gflops
                  for k in fitting_tokens(reducer, 32, (4, 4))}

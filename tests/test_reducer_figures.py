@@ -45,7 +45,7 @@ def analytic(name, reducer, tokens, kept=None, iterations=5):
         clustering = {
             "token_pooling": P * P * C + iterations * P * P * tokens,  # distances; medoid costs
             "token_pooling_kmeans": iterations * 2 * P * tokens * C,  # distances; means
-            "spatial_pool": 0,  # averages are not multiply-adds
+            "grid_pool": 0,  # averages are not multiply-adds
         }[reducer]
         macs = 6 * block(full) + temporal * clustering + 6 * block(reduced)
     return macs + embedding_and_head(name)
@@ -62,7 +62,7 @@ def config(name, *overrides):
 @pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.parametrize("reducer, tokens, kept", [
     ("ats", 16, None), ("ats", 16, 5), ("ats", 49, 30), ("token_pooling", 16, None),
-    ("token_pooling_kmeans", 8, None), ("spatial_pool", 49, None),
+    ("token_pooling_kmeans", 8, None), ("grid_pool", 49, None),
 ])
 def test_counts_equal_the_analytic_formula(name, reducer, tokens, kept):
     cfg = config(name, f"model.token_reducer={reducer}", f"model.reducer_tokens=[{tokens}]")
@@ -72,7 +72,7 @@ def test_counts_equal_the_analytic_formula(name, reducer, tokens, kept):
 
 def test_clustering_iterations_are_counted():
     cfg = config("vit_b16_tl8at6", "model.token_reducer=token_pooling",
-                 "model.token_pooling_iterations=2")
+                 "model.clustering_iterations=2")
     expected = analytic("vit_b16_tl8at6", "token_pooling", 8, iterations=2)
     assert count_model(cfg).gmacs * 1e9 == pytest.approx(expected, rel=1e-12)
 
@@ -93,17 +93,17 @@ def run_tool(capsys, monkeypatch, repo, *args):
 def test_gflops_vs_tokens_for_each_reducer(capsys, monkeypatch, repo):
     status, out, err = run_tool(capsys, monkeypatch, repo, "--config",
                                 "configs/imagenet/tl_b16_384.yaml", "--tokens", "4,8,576",
-                                "--reducers", "ats,spatial_pool", "--json")
+                                "--reducers", "ats,grid_pool", "--json")
     assert status == 0, err
     sweep = json.loads(out)
     assert sweep["input"] == [3, 1, 384, 384] and sweep["reducer_layers"] == [6]
     full = 1 + 24 * 24  # ViT-B/16 at 384^2
     baseline = 12 * block(full) + 576 * 3 * 256 * C + C * 1000
     assert sweep["baseline_gflops"] == pytest.approx(2 * baseline / 1e9, rel=1e-12)
-    ats, pool = sweep["gflops"]["ats"], sweep["gflops"]["spatial_pool"]
+    ats, pool = sweep["gflops"]["ats"], sweep["gflops"]["grid_pool"]
     assert ats[0] < ats[1] < ats[2] and ats[2] == pytest.approx(sweep["baseline_gflops"])
-    assert pool[1] is None and "spatial_pool cannot lay out 8 tokens" in sweep["errors"][
-        "spatial_pool"][0]
+    assert pool[1] is None and "grid_pool cannot lay out 8 tokens" in sweep["errors"][
+        "grid_pool"][0]
     assert pool[2] == pytest.approx(sweep["baseline_gflops"])  # 576 tokens: no pooling
     status, table, _ = run_tool(capsys, monkeypatch, repo, "--config",
                                 "configs/imagenet/tl_b16_384.yaml", "--tokens", "4,8",

@@ -1,4 +1,4 @@
-"""Token reducers (TokenLearner, ATS, Token Pooling, spatial pooling) at the same layers of the
+"""Token reducers (TokenLearner, ATS, Token Pooling, grid pooling) at the same layers of the
 tiny ViT/ViViT: ATS against straightforward formulas and per-sample processing, Token Pooling
 against brute-force clustering, output counts, gradients, errors, and insertion of ATS into a
 trained model."""
@@ -11,11 +11,19 @@ import torch.nn.functional as F
 
 from videotl.config import ConfigError, load_config
 from videotl.models import build_model
-from videotl.models.layers import AdaptiveTokenSampler, EncoderBlock, TokenPooling
-from videotl.models.layers.adaptive_token_sampling import sample_tokens, significance
 from videotl.models.layers.attention import AttentionContext
-from videotl.models.layers.token_pooling import weighted_kmeans, weighted_kmedoids
-from videotl.models.token_reducers import TOKEN_REDUCERS, ReducerSpec, build_token_reducer
+from videotl.models.reducers import (
+    TOKEN_REDUCERS,
+    AdaptiveTokenSampler,
+    InputReducer,
+    QueryReducer,
+    ReducerSpec,
+    ReducingEncoderBlock,
+    TokenPooling,
+    build_token_reducer,
+)
+from videotl.models.reducers.ats import sample_tokens, significance
+from videotl.models.reducers.token_pooling import weighted_kmeans, weighted_kmedoids
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 # vivit_tiny*: width 32, 4 heads, 4 blocks, tubelets 2x8x8; a 4 x 32 x 32 clip has T' = 2
@@ -127,11 +135,11 @@ def test_significance_is_class_attention_times_value_norm_summed_over_heads():
 
 
 def test_ats_block_outputs_attention_rows_of_the_kept_tokens():
-    block = sharpen_attention_block(EncoderBlock(dim=DIM, num_heads=4, mlp_dim=40).eval())
+    block = sharpen_attention_block(ReducingEncoderBlock(dim=DIM, num_heads=4, mlp_dim=40).eval())
     sampler = AdaptiveTokenSampler(max_tokens=3).eval()
     x = torch.randn(4, 1 + 2 * 6, DIM)
     with torch.no_grad():
-        out = block(x, select=lambda context: sampler(context, num_prefix=1, frames=2))
+        out = block(x, queries=sampler, num_prefix=1, frames=2)
     index, mask = out.selection.index, out.selection.mask
     assert mask is not None and (index[:, 0] == 0).all() and mask[:, 0].all()
     for sample in range(4):
@@ -273,7 +281,8 @@ def test_weighted_clustering_equals_brute_force(iterations):
 @pytest.mark.parametrize("method", ["kmedoids", "kmeans"])
 def test_token_pooling_with_k_equal_n_is_the_identity_up_to_order(method):
     tokens, weights = torch.randn(2, 3, 10, 8), torch.rand(2, 3, 10)
-    out = TokenPooling(num_tokens=10, iterations=4, method=method)(tokens, None, weights)
+    pooling = TokenPooling(num_tokens=10, clustering_iterations=4, method=method)
+    out = pooling(tokens, None, weights)
     order = weights.argsort(dim=-1, descending=True)
     expected = tokens.gather(2, order[..., None].expand(-1, -1, -1, 8))
     torch.testing.assert_close(out, expected, **TOL)
@@ -320,7 +329,7 @@ def test_each_reducer_leaves_the_configured_tokens(name, kind):
         assert lengths[2:] == [1 + frames * 4] * 2
 
 
-@pytest.mark.parametrize("kind", ["spatial_pool", "token_pooling", "tokenlearner_v11", "ats"])
+@pytest.mark.parametrize("kind", ["grid_pool", "token_pooling", "tokenlearner_v11", "ats"])
 def test_reducers_at_several_layers_with_their_own_counts(kind):
     model = tiny("vivit_tiny_tl4at2", f"model.token_reducer={kind}",
                  "model.reducer_layers=[1, 3]", "model.reducer_tokens=[9, 4]")
@@ -340,8 +349,8 @@ def test_gradients_reach_every_parameter_with_each_reducer(name, kind):
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, parameter_name
 
 
-def test_spatial_pool_is_average_pooling_on_the_grid():
-    reducer = build_token_reducer("spatial_pool", ReducerSpec(dim=8, num_tokens=6))
+def test_grid_pool_is_average_pooling_on_the_grid():
+    reducer = build_token_reducer("grid_pool", ReducerSpec(dim=8, reducer_tokens=6))
     tokens = torch.randn(2, 3, 4 * 6, 8)  # a 4 x 6 grid -> 2 x 3 = 6 tokens: 2 x 2 pooling
     grid = tokens.view(2 * 3, 4, 6, 8).permute(0, 3, 1, 2)
     expected = F.avg_pool2d(grid, 2).flatten(2).transpose(1, 2).reshape(2, 3, 6, 8)
@@ -353,7 +362,7 @@ def test_spatial_pool_is_average_pooling_on_the_grid():
 
 
 def test_received_attention_is_the_column_sum_of_the_attention_weights():
-    block = EncoderBlock(dim=DIM, num_heads=4, mlp_dim=40).eval()
+    block = ReducingEncoderBlock(dim=DIM, num_heads=4, mlp_dim=40).eval()
     x = torch.randn(2, 9, DIM)
     out = block(x, received=True)
     torch.testing.assert_close(out.tokens, block(x), **TOL)
@@ -363,7 +372,7 @@ def test_received_attention_is_the_column_sum_of_the_attention_weights():
 
 
 def test_padded_keys_take_no_part_in_attention():
-    block = EncoderBlock(dim=DIM, num_heads=4, mlp_dim=40).eval()
+    block = ReducingEncoderBlock(dim=DIM, num_heads=4, mlp_dim=40).eval()
     x = torch.randn(2, 7, DIM)
     padded = torch.cat([x, torch.randn(2, 3, DIM)], dim=1)
     mask = torch.tensor([[True] * 7 + [False] * 3] * 2)
@@ -373,16 +382,16 @@ def test_padded_keys_take_no_part_in_attention():
 @pytest.mark.parametrize("overrides, message", [
     (["model.token_reducer=token_pooling", "model.reducer_layers=[0]"],
      "token_pooling weighs tokens by the attention they received in the block before it"),
-    (["model.token_reducer=tokenlearner", "model.reducer_layers=[1, 2]"],
-     "tokenlearner at layer 2 needs the tokens on their grid"),
+    (["model.token_reducer=tokenlearner_v1", "model.reducer_layers=[1, 2]"],
+     "tokenlearner_v1 at layer 2 needs the tokens on their grid"),
     (["model.token_reducer=ats", "model.classifier=gap"],
      "ats scores tokens by the class token's attention; use classifier 'token'"),
-    (["model.reducer_layers=[2, 1]"], r"reducer layers must increase, got \[2, 1\]"),
-    (["model.reducer_layers=[4]"], r"reducer layers must be in \[0, 4\)"),
+    (["model.reducer_layers=[2, 1]"], r"reducer_layers must increase, got \[2, 1\]"),
+    (["model.reducer_layers=[4]"], r"reducer_layers must be in \[0, 4\)"),
     (["model.reducer_layers=[1, 2]", "model.reducer_tokens=[4, 4, 4]"],
      "must be one value or one per reducer layer"),
-    (["model.token_reducer=spatial_pool", "model.reducer_tokens=[8]"],
-     "spatial_pool cannot lay out 8 tokens"),
+    (["model.token_reducer=grid_pool", "model.reducer_tokens=[8]"],
+     "grid_pool cannot lay out 8 tokens"),
 ])
 def test_placements_that_cannot_work_are_refused(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -390,10 +399,10 @@ def test_placements_that_cannot_work_are_refused(overrides, message):
 
 
 def test_fuser_takes_only_reducers_that_need_the_grid_alone():
-    assert tiny("vivit_tiny_tl4at2_fuser", "model.token_reducer=spatial_pool")(
+    assert tiny("vivit_tiny_tl4at2_fuser", "model.token_reducer=grid_pool")(
         clip("vivit_tiny")).shape == (3, 5)
     for kind in ("ats", "token_pooling"):
-        with pytest.raises(ValueError, match=f"token_fuser needs a reducer .* not {kind}"):
+        with pytest.raises(ValueError, match=f"token_fuser needs a token_reducer .* not {kind}"):
             tiny("vivit_tiny_tl4at2_fuser", f"model.token_reducer={kind}")
 
 
@@ -401,5 +410,55 @@ def test_reducer_keys_do_not_apply_to_models_without_reducers():
     with pytest.raises(ConfigError, match=r"model.reducer_layers=\[1\] does not apply to model "
                                           r"'vivit_tiny'"):
         tiny("vivit_tiny", "model.reducer_layers=[1]")
-    with pytest.raises(ConfigError, match="model.token_pooling_iterations' must be >= 0"):
-        tiny("vivit_tiny_tl4at2", "model.token_pooling_iterations=-1")
+    with pytest.raises(ConfigError, match="model.clustering_iterations' must be >= 0"):
+        tiny("vivit_tiny_tl4at2", "model.clustering_iterations=-1")
+
+
+def test_each_reducer_is_of_one_of_the_two_kinds():
+    for kind in TOKEN_REDUCERS.names():
+        reducer = build_token_reducer(kind, ReducerSpec(dim=DIM, reducer_tokens=4))
+        assert isinstance(reducer, InputReducer) != isinstance(reducer, QueryReducer), kind
+        assert isinstance(reducer, QueryReducer) == (kind == "ats"), kind
+        assert reducer.kind == kind
+
+
+def test_reducer_spec_fields_are_named_like_their_config_keys():
+    spec = ReducerSpec(dim=DIM, reducer_tokens=4, clustering_iterations=2)
+    config = load_config(None, ["model.reducer_tokens=[4]", "model.clustering_iterations=2"])
+    assert [spec.reducer_tokens] == config.model.reducer_tokens
+    assert spec.clustering_iterations == config.model.clustering_iterations
+    pooling = build_token_reducer("token_pooling", spec)
+    assert (pooling.num_tokens, pooling.clustering_iterations) == (4, 2)
+
+
+@pytest.mark.parametrize("old, message", [
+    ("tokenlearner", "model.token_reducer: unknown token reducer 'tokenlearner'; did you mean "
+                     "'tokenlearner_v1', 'tokenlearner_v11', 'token_pooling_kmeans'? (known: ats, "
+                     "grid_pool, token_pooling, token_pooling_kmeans, tokenlearner_v1, "
+                     "tokenlearner_v11)"),
+    ("spatial_pool", "model.token_reducer: unknown token reducer 'spatial_pool'; did you mean "
+                     "'grid_pool'? (known: ats, grid_pool, token_pooling, token_pooling_kmeans, "
+                     "tokenlearner_v1, tokenlearner_v11)"),
+])
+def test_old_reducer_names_are_refused_with_the_new_name(old, message):
+    with pytest.raises(ConfigError) as error:
+        tiny("vivit_tiny_tl4at2", f"model.token_reducer={old}")
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.reducer_layers=[2, 1]"],
+     "model.reducer_layers: reducer_layers must increase, got [2, 1]"),
+    (["model.reducer_layers=[1, 2]", "model.reducer_tokens=[4, 4, 4]"],
+     "model.reducer_layers, model.reducer_tokens: reducer_tokens [4, 4, 4] must be one value or "
+     "one per reducer layer (reducer_layers [1, 2])"),
+    (["model.token_reducer=ats", "model.classifier=gap"],
+     "model.classifier: ats scores tokens by the class token's attention; use classifier "
+     "'token', not 'gap'"),
+    (["data.train_crop_size=4"],
+     "data.train_crop_size: train_crop_size 4 is smaller than the patch size 8"),
+])
+def test_build_errors_name_the_config_keys_of_the_arguments(overrides, message):
+    with pytest.raises(ConfigError) as error:
+        tiny("vivit_tiny_tl4at2", *overrides)
+    assert str(error.value) == message

@@ -25,8 +25,8 @@ def timm_model(gap=False, **changes):
 
 
 def ours(**changes):
-    arguments = dict(num_classes=CLASSES, image_size=SIZE, patch_size=PATCH, dim=DIM, depth=DEPTH,
-                     num_heads=HEADS, mlp_dim=4 * DIM)
+    arguments = dict(num_classes=CLASSES, train_crop_size=SIZE, patch_size=PATCH, dim=DIM,
+                     depth=DEPTH, num_heads=HEADS, mlp_dim=4 * DIM)
     return VisionTransformer(**{**arguments, **changes}).eval()
 
 
@@ -109,7 +109,7 @@ def test_inflated_filters():
 
 def test_position_embeddings_are_resampled_and_repeated_over_time(tmp_path, caplog):
     reference = timm_model()
-    model = ours(image_size=48, num_frames=4, tubelet_size=2)  # 6 x 6 grid, T' = 2
+    model = ours(train_crop_size=48, num_frames=4, tubelet_size=2)  # 6 x 6 grid, T' = 2
     with caplog.at_level("INFO", logger="videotl"):
         report = load_image_vit(model, save(reference.state_dict(), tmp_path / "vit.pth"))
     source = reference.pos_embed.detach()
@@ -125,7 +125,7 @@ def test_position_embeddings_are_resampled_and_repeated_over_time(tmp_path, capl
 def test_report_lists_missing_unexpected_and_skipped_keys(tmp_path, caplog):
     state = timm_model().state_dict()
     state["dist_token"] = torch.zeros(1, 1, DIM)
-    model = ours(depth=3, num_classes=5, reducer_layers=2, num_tokens=2)
+    model = ours(depth=3, num_classes=5, reducer_layers=2, reducer_tokens=2)
     with caplog.at_level("INFO", logger="videotl"):
         report = load_image_vit(model, save(state, tmp_path / "vit.pth"))
     assert "encoder.blocks.2.attn.qkv.weight" in report.missing
@@ -147,7 +147,7 @@ def test_shape_mismatch_is_refused_naming_file_key_and_shapes(tmp_path):
                                               r"\[1, 1, 48\]"):
         load_image_vit(ours(dim=48), path)
     with pytest.raises(CheckpointError, match="patch_embed.proj.weight"):
-        load_image_vit(ours(patch_size=4, image_size=16), path)
+        load_image_vit(ours(patch_size=4, train_crop_size=16), path)
 
 
 def test_unreadable_checkpoints_are_reported(tmp_path):

@@ -20,7 +20,7 @@ import torch
 
 from videotl.config import ConfigError
 from videotl.experiments.reducer_comparison import compare_reducers, markdown_report
-from videotl.models.token_reducers import TOKEN_REDUCERS
+from videotl.models.reducers import TOKEN_REDUCERS
 from videotl.utils.checkpoint import CheckpointError
 from videotl.utils.cli import config_parser, exit_with_error, load_or_exit, registry_names
 from videotl.utils.distributed import select_device

@@ -24,7 +24,7 @@ Example:
     python tools/model_stats.py --config CFG --variant fixed_grid_tokens --json
     python tools/model_stats.py --config configs/kinetics400/vivit_l16_tl16at12.yaml
     python tools/model_stats.py --config configs/kinetics400/vivit_b16_tl8at6.yaml \\
-        --tokens 4,16,49 --reducers tokenlearner_v11,ats,spatial_pool --ats-kept 8
+        --tokens 4,16,49 --reducers tokenlearner_v11,ats,grid_pool --ats-kept 8
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from videotl.config import ConfigError
 from videotl.experiments.ablation_variants import ABLATION_VARIANTS
 from videotl.models.complexity import ModelComplexity
 from videotl.experiments.reducer_sweep import TokenSweep, ats_kept_tokens, count_model, sweep_tokens
-from videotl.models.token_reducers import TOKEN_REDUCERS
+from videotl.models.reducers import TOKEN_REDUCERS
 from videotl.registry import RegistryError
 from videotl.utils.cli import config_parser, exit_with_error, load_or_exit, registry_names
 

@@ -17,6 +17,10 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from videotl.config.schema import ExperimentConfig
 
 BASE_KEY = "_base_"
+# Config keys that were renamed: old key -> new key. An old key is refused with its new name.
+RENAMED_KEYS = {
+    "model.token_pooling_iterations": "model.clustering_iterations",
+}
 _KEY_PATTERN = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
 
 
@@ -150,6 +154,8 @@ def _merge(merged: DictConfig, values: dict, source: str) -> DictConfig:
 
 
 def _unknown_key_message(key: str, source: str) -> str:
+    if key in RENAMED_KEYS:
+        return f"unknown config key {key!r} in {source}: {key} was renamed to {RENAMED_KEYS[key]}"
     known = config_keys()
     if "." not in key:  # a top-level key may be a misspelt section
         known += sorted({k.split(".", 1)[0] for k in known if "." in k})

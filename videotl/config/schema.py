@@ -38,7 +38,7 @@ class ModelConfig:
     # ViT/ViViT (videotl.models.backbones.vivit): classify from the class token or from the
     # average of the final tokens ("gap").
     classifier: str = _field("token", choices=("token", "gap"))
-    # ViT/ViViT with token reduction (*_tl* models): the reducer (videotl.models.token_reducers).
+    # ViT/ViViT with token reduction (*_tl* models): the reducer (videotl.models.reducers).
     token_reducer: str = "tokenlearner_v11"
     # ... the blocks (from 0, increasing) at which reducers act (null: the model's own, e.g. [6]
     # for *_tl8at6; []: none), and the tokens per temporal index each leaves (ATS: its maximum
@@ -46,7 +46,7 @@ class ModelConfig:
     reducer_layers: Optional[List[int]] = None
     reducer_tokens: Optional[List[int]] = None
     # ... Token Pooling (token_pooling*): clustering iterations after the top-K initialisation.
-    token_pooling_iterations: int = _field(5, min=0)
+    clustering_iterations: int = _field(5, min=0)
     # ViT/ViViT: dropout on attention weights; stochastic depth rate of the last block.
     attention_dropout: float = _field(0.0, min=0.0, max=1.0)
     drop_path: float = _field(0.0, min=0.0, max=0.99)
@@ -61,6 +61,8 @@ class DataConfig:
     """Input clips and the dataset they come from (see docs/DATASETS.md)."""
 
     num_frames: int = _field(16, min=1)
+    # Training crop side; ViT/ViViT lay out their position embeddings for it (other input sizes
+    # get interpolated ones).
     train_crop_size: int = _field(224, min=1)
     test_crop_size: int = _field(256, min=1)
     # Dataset (videotl.data.DATASETS): "kinetics", "charades" or "avid", read under `root`.

@@ -24,8 +24,7 @@ from videotl.data import build_loader
 from videotl.engine.run import evaluate_checkpoint, seed_everything, train
 from videotl.experiments.reducer_sweep import count_model
 from videotl.models import build_model
-from videotl.models.layers import AdaptiveTokenSampler
-from videotl.models.token_reducers import ReducerSpec, build_token_reducer
+from videotl.models.reducers import AdaptiveTokenSampler, ReducerSpec, build_token_reducer
 from videotl.utils import checkpoint as ckpt
 from videotl.utils.distributed import select_device
 

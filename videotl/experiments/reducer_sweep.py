@@ -18,7 +18,7 @@ from torch import nn
 from videotl.config import ConfigError, ExperimentConfig
 from videotl.models.build import build_model
 from videotl.models.complexity import ModelComplexity, measure_complexity
-from videotl.models.token_reducers import set_counted_tokens
+from videotl.models.reducers import set_counted_tokens
 
 
 def count_model(cfg: ExperimentConfig, ats_kept: int | None = None) -> ModelComplexity:

@@ -1,14 +1,20 @@
 """``build_model(cfg)``: the one adapter between the experiment config and model builders.
 
-Builders take explicit keyword arguments. Each builder argument named below is filled from the
-config key beside it; a ``model.*`` key whose value differs from its default but that the chosen
-model does not take is an error, so a setting never goes silently unused. ``data.*`` keys describe
-the input and are passed only to the models that need them.
+Builders take explicit keyword arguments, each named like the leaf of the config key that fills
+it (``data.num_frames`` -> ``num_frames``): one name per concept from config key to class
+argument. A ``model.*`` key whose value differs from its default but that the chosen model does
+not take is an error, so a setting never goes silently unused. ``data.*`` keys describe the input
+and are passed only to the models that need them.
+
+Models never see the config, so their errors name their own arguments; a ``ValueError`` raised
+while building gets the config keys of the arguments it names in front (``data.num_frames:
+num_frames (5) must be a multiple of the tubelet size 2``).
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 from torch import nn
@@ -18,31 +24,31 @@ from videotl.models import backbones  # noqa: F401  (registers the models)
 from videotl.models.layers import TokenLearnerModule
 from videotl.models.registry import MODELS
 from videotl.models.space_time import SPACE_TIME_MODULES
-from videotl.models.token_reducers import TOKEN_REDUCERS
+from videotl.models.reducers import TOKEN_REDUCERS
 from videotl.registry import Registry, RegistryError
 from videotl.utils.checkpoint import CheckpointError
 
-# builder argument -> dotted config key
-BUILDER_ARGUMENTS = {
-    "num_classes": "model.num_classes",
-    "num_frames": "data.num_frames",
-    "space_time_module": "model.space_time_module",
-    "num_tokens": "model.num_tokens",
-    "dropout": "model.dropout",
-    "tokenizer": "model.tokenizer",
-    "token_transformer": "model.token_transformer",
-    "token_fusion": "model.token_fusion",
-    "image_size": "data.train_crop_size",
-    "classifier": "model.classifier",
-    "token_reducer": "model.token_reducer",
-    "reducer_layers": "model.reducer_layers",
-    "reducer_tokens": "model.reducer_tokens",
-    "token_pooling_iterations": "model.token_pooling_iterations",
-    "attention_dropout": "model.attention_dropout",
-    "drop_path": "model.drop_path",
-    "pretrained": "model.pretrained",
-    "pretrained_inflation": "model.pretrained_inflation",
-}
+# The config keys that builders may take; each fills the builder argument named like its leaf.
+BUILDER_KEYS = (
+    "model.num_classes",
+    "data.num_frames",
+    "model.space_time_module",
+    "model.num_tokens",
+    "model.dropout",
+    "model.tokenizer",
+    "model.token_transformer",
+    "model.token_fusion",
+    "data.train_crop_size",
+    "model.classifier",
+    "model.token_reducer",
+    "model.reducer_layers",
+    "model.reducer_tokens",
+    "model.clustering_iterations",
+    "model.attention_dropout",
+    "model.drop_path",
+    "model.pretrained",
+    "model.pretrained_inflation",
+)
 
 # config keys whose value names an entry of a registry
 REGISTRY_KEYS: dict[str, Registry] = {
@@ -71,6 +77,11 @@ def build_model(cfg: ExperimentConfig) -> nn.Module:
         model = builder(**arguments)
     except CheckpointError as error:
         raise ConfigError(f"model.pretrained: {error}") from None
+    except ValueError as error:
+        keys = keys_named_in(str(error), arguments)
+        if not keys:
+            raise
+        raise ConfigError(f"{', '.join(keys)}: {error}") from None
     check_token_learner_keys_are_used(cfg, model, arguments)
     return model
 
@@ -79,18 +90,35 @@ def model_arguments(cfg: ExperimentConfig, builder: Any) -> dict[str, Any]:
     """The keyword arguments ``builder`` receives for ``cfg``."""
     accepted = inspect.signature(builder).parameters
     defaults = ExperimentConfig()
+    key_of = {argument_name(key): key for key in BUILDER_KEYS}
     arguments = {}
-    for argument, key in BUILDER_ARGUMENTS.items():
+    for key in BUILDER_KEYS:
         value = _get(cfg, key)
-        if argument in accepted:
+        if argument_name(key) in accepted:
             _check_registered(key, value)
-            arguments[argument] = value
+            arguments[argument_name(key)] = value
         elif key.startswith("model.") and value != _get(defaults, key):
+            taken = [key_of[a] for a in accepted if a in key_of]
             raise ConfigError(
                 f"{key}={value!r} does not apply to model {cfg.model.name!r}, which takes: "
-                f"{', '.join(BUILDER_ARGUMENTS[a] for a in accepted if a in BUILDER_ARGUMENTS)}"
+                f"{', '.join(taken)}"
             )
     return arguments
+
+
+def argument_name(key: str) -> str:
+    """The builder argument that config ``key`` fills: its leaf (``data.num_frames`` ->
+    ``num_frames``)."""
+    return key.rsplit(".", 1)[-1]
+
+
+def keys_named_in(message: str, arguments: dict[str, Any]) -> list[str]:
+    """The config keys of the builder ``arguments`` that ``message`` names as whole words."""
+    return [
+        key for key in BUILDER_KEYS
+        if argument_name(key) in arguments
+        and re.search(rf"\b{re.escape(argument_name(key))}\b", message)
+    ]
 
 
 def check_token_learner_keys_are_used(

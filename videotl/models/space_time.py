@@ -115,7 +115,9 @@ class SpatialAveragePool(nn.Module):
         return F.adaptive_avg_pool3d(x, size)
 
 
-def spatial_pool(stride: int) -> list[nn.Module]:
+def downsample_by_pooling(stride: int) -> list[nn.Module]:
+    """The downsampling of modules without a strided spatial convolution: average pooling with
+    ``stride`` (none for stride 1)."""
     return [SpatialAveragePool(stride)] if stride > 1 else []
 
 
@@ -155,7 +157,7 @@ def _mlp_mixer(spec: SpaceTimeSpec) -> list[nn.Module]:
 
 @SPACE_TIME_MODULES.register("tokenlearner")
 def tokenlearner(spec: SpaceTimeSpec) -> list[nn.Module]:
-    return [*spatial_pool(spec.spatial_stride), *_token_learner(spec)]
+    return [*downsample_by_pooling(spec.spatial_stride), *_token_learner(spec)]
 
 
 @SPACE_TIME_MODULES.register("conv2d+tokenlearner")
@@ -165,7 +167,7 @@ def conv2d_tokenlearner(spec: SpaceTimeSpec) -> list[nn.Module]:
 
 @SPACE_TIME_MODULES.register("joint_mhsa")
 def joint_mhsa(spec: SpaceTimeSpec) -> list[nn.Module]:
-    return [*spatial_pool(spec.spatial_stride), *_joint_mhsa(spec)]
+    return [*downsample_by_pooling(spec.spatial_stride), *_joint_mhsa(spec)]
 
 
 @SPACE_TIME_MODULES.register("conv2d+joint_mhsa")
@@ -186,7 +188,7 @@ def conv2d_temporal_transformer(spec: SpaceTimeSpec) -> list[nn.Module]:
 @SPACE_TIME_MODULES.register("spatial+temporal_transformer")
 def spatial_temporal_transformer(spec: SpaceTimeSpec) -> list[nn.Module]:
     return [
-        *spatial_pool(spec.spatial_stride),
+        *downsample_by_pooling(spec.spatial_stride),
         *_spatial_transformer(spec),
         *_temporal_transformer(spec),
     ]
@@ -203,4 +205,8 @@ def conv2d_spatial_temporal_transformer(spec: SpaceTimeSpec) -> list[nn.Module]:
 
 @SPACE_TIME_MODULES.register("spatial_transformer+tokenlearner")
 def spatial_transformer_tokenlearner(spec: SpaceTimeSpec) -> list[nn.Module]:
-    return [*spatial_pool(spec.spatial_stride), *_spatial_transformer(spec), *_token_learner(spec)]
+    return [
+        *downsample_by_pooling(spec.spatial_stride),
+        *_spatial_transformer(spec),
+        *_token_learner(spec),
+    ]

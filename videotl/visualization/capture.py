@@ -1,7 +1,7 @@
 """Capturing TokenLearner's attention maps ``alpha_i(x)`` from a model without changing its output.
 
 The TokenLearners of a model are its ``TokenLearner`` (v1: sigmoid maps, in X(2+1)D's res5 blocks
-and the ``tokenlearner`` reducer of ViT/ViViT) and ``TokenLearnerV11`` (v1.1: softmax over
+and the ``tokenlearner_v1`` reducer of ViT/ViViT) and ``TokenLearnerV11`` (v1.1: softmax over
 positions, the ``tokenlearner_v11`` reducer) modules, numbered in the order of
 ``model.named_modules()``, which is the order they run in for the models of this toolkit.
 

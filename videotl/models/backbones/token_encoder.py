@@ -1,25 +1,31 @@
 """The encoder of ViT/ViViT: Transformer blocks over a class-token prefix and per-frame patch
-tokens, with token reducers (``videotl.models.token_reducers``) at chosen layers and optionally
+tokens, with token reducers (``videotl.models.reducers``) at chosen layers and optionally
 TokenFuser.
 
 The encoder carries a ``TokenSequence``: the tokens, their temporal indices and grid, the key mask
 of padded tokens (after ATS) and, when the next reducer needs it, the attention each token
-received in the last block. At a reducer's layer it either replaces the patch tokens before the
-block (input reducers) or lets the block keep the outputs of the queries the reducer selects
-(ATS).
+received in the last block. At a reducer's layer it dispatches on the reducer's class: an
+``InputReducer`` replaces the patch tokens before the block; a ``QueryReducer`` (ATS) lets the
+block keep the outputs of the queries it selects.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, replace
 from typing import Sequence
 
 import torch
 from torch import nn
 
-from videotl.models.layers import EncoderBlock, TokenFuserV11, TokenReducer
-from videotl.models.token_reducers import ReducerSpec, build_token_reducer
+from videotl.models.layers import TokenFuserV11
+from videotl.models.reducers import (
+    InputReducer,
+    QueryReducer,
+    ReducerSpec,
+    ReducingEncoderBlock,
+    TokenReducer,
+    build_token_reducer,
+)
 
 DEFAULT_REDUCER = "tokenlearner_v11"
 
@@ -32,12 +38,12 @@ class TokenEncoder(nn.Module):
         dim, depth, num_heads, mlp_dim: block sizes.
         attention_dropout: dropout on attention weights.
         drop_path: stochastic-depth rate of the last block (rising linearly from 0 at the first).
-        token_reducer: registered reducer name (``videotl.models.token_reducers``).
+        token_reducer: registered reducer name (``videotl.models.reducers``).
         reducer_layers: the blocks (increasing) at which a reducer acts: an input reducer
             (TokenLearner, Token Pooling, pooling) before the block, a query reducer (ATS) inside
             it, after the keys and values of every token; None or empty: no reduction.
-        num_tokens: tokens ``S`` per temporal index left by each reducer (ATS: its maximum),
-            one value for all or one per reducer layer.
+        reducer_tokens: tokens ``S`` per temporal index left by each reducer (ATS: its
+            maximum), one value for all or one per reducer layer.
         token_fuser: reduce, process and fuse back at every block from the (single) reducer
             layer on.
         read_grid: whether the patch tokens after the last block are used; if not (only the class
@@ -61,19 +67,20 @@ class TokenEncoder(nn.Module):
         drop_path: float = 0.0,
         token_reducer: str = DEFAULT_REDUCER,
         reducer_layers: int | Sequence[int] | None = None,
-        num_tokens: int | Sequence[int] = 8,
+        reducer_tokens: int | Sequence[int] = 8,
         token_fuser: bool = False,
         read_grid: bool = True,
         clustering_iterations: int = 5,
     ) -> None:
         super().__init__()
         layers = _reducer_layers(reducer_layers, depth)
-        counts = _tokens_per_layer(num_tokens, layers)
+        counts = _tokens_per_layer(reducer_tokens, layers)
         if token_fuser and len(layers) != 1:
-            raise ValueError(f"token_fuser needs one reducer layer, got {list(layers)}")
+            raise ValueError(f"token_fuser needs one reducer layer, got reducer_layers "
+                             f"{list(layers)}")
         rates = [drop_path * index / max(depth - 1, 1) for index in range(depth)]
         self.blocks = nn.ModuleList(
-            EncoderBlock(dim, num_heads, mlp_dim, attention_dropout, drop_path=rate)
+            ReducingEncoderBlock(dim, num_heads, mlp_dim, attention_dropout, drop_path=rate)
             for rate in rates
         )
         self.reducer_layers = layers
@@ -103,16 +110,15 @@ class TokenEncoder(nn.Module):
     def _block(self, index: int, block: nn.Module, state: TokenSequence) -> TokenSequence:
         """Runs block ``index``, with the reducer acting there (if any)."""
         reducer = self._reducer_at(index)
-        select = None
-        if reducer is not None and reducer.acts_on == "input":
+        if isinstance(reducer, InputReducer):
             state = _reduce_input(reducer, state)
-        elif reducer is not None:
-            select = functools.partial(reducer, num_prefix=state.num_prefix, frames=state.frames)
+        queries = reducer if isinstance(reducer, QueryReducer) else None
         next_reducer = self._reducer_at(index + 1)
-        received = next_reducer is not None and next_reducer.needs_significance
-        if select is None and not received:
+        received = isinstance(next_reducer, InputReducer) and next_reducer.needs_significance
+        if queries is None and not received:
             return replace(state, x=block(state.x, state.key_mask), received=None)
-        out = block(state.x, state.key_mask, select=select, received=received)
+        out = block(state.x, state.key_mask, queries=queries, num_prefix=state.num_prefix,
+                    frames=state.frames, received=received)
         if out.selection is None:
             return replace(state, x=out.tokens, received=out.received)
         return TokenSequence(out.tokens, state.num_prefix, state.frames, None,
@@ -153,7 +159,7 @@ class TokenSequence:
         return self.x[:, self.num_prefix:].unflatten(1, (self.frames, -1))
 
 
-def _reduce_input(reducer: TokenReducer, state: TokenSequence) -> TokenSequence:
+def _reduce_input(reducer: InputReducer, state: TokenSequence) -> TokenSequence:
     """Replaces the patch tokens by the output of an input reducer."""
     if state.key_mask is not None:
         raise ValueError(f"{reducer.kind} cannot follow a reducer that keeps a varying number of "
@@ -170,21 +176,23 @@ def _reduce_input(reducer: TokenReducer, state: TokenSequence) -> TokenSequence:
 def _reducer_layers(layers: int | Sequence[int] | None, depth: int) -> tuple[int, ...]:
     layers = () if layers is None else (layers,) if isinstance(layers, int) else tuple(layers)
     if any(not 0 <= layer < depth for layer in layers):
-        raise ValueError(f"reducer layers must be in [0, {depth}), got {list(layers)}")
+        raise ValueError(f"reducer_layers must be in [0, {depth}), got {list(layers)}")
     if any(a >= b for a, b in zip(layers, layers[1:])):
-        raise ValueError(f"reducer layers must increase, got {list(layers)}")
+        raise ValueError(f"reducer_layers must increase, got {list(layers)}")
     return layers
 
 
-def _tokens_per_layer(num_tokens: int | Sequence[int], layers: tuple[int, ...]) -> list[int]:
-    counts = [num_tokens] if isinstance(num_tokens, int) else list(num_tokens)
+def _tokens_per_layer(
+    reducer_tokens: int | Sequence[int], layers: tuple[int, ...]
+) -> list[int]:
+    counts = [reducer_tokens] if isinstance(reducer_tokens, int) else list(reducer_tokens)
     if len(counts) == 1:
         counts = counts * max(len(layers), 1)
     if len(counts) != max(len(layers), 1):
-        raise ValueError(f"reducer tokens {counts} must be one value or one per reducer layer "
-                         f"{list(layers)}")
+        raise ValueError(f"reducer_tokens {counts} must be one value or one per reducer layer "
+                         f"(reducer_layers {list(layers)})")
     if any(count < 1 for count in counts):
-        raise ValueError(f"reducer tokens must be >= 1, got {counts}")
+        raise ValueError(f"reducer_tokens must be >= 1, got {counts}")
     return counts
 
 
@@ -192,18 +200,22 @@ def _check_reducers(reducers: list[TokenReducer], layers: tuple[int, ...], fuser
     """Refuses reducer placements that cannot get what the reducers need."""
     if fuser:
         reducer = reducers[0]
-        if reducer.acts_on != "input" or reducer.needs_significance:
-            raise ValueError(f"token_fuser needs a reducer that learns tokens from the grid alone "
-                             f"(tokenlearner, tokenlearner_v11, spatial_pool), not {reducer.kind}")
+        if not isinstance(reducer, InputReducer) or reducer.needs_significance:
+            raise ValueError(f"token_fuser needs a token_reducer that learns tokens from the grid "
+                             f"alone (tokenlearner_v1, tokenlearner_v11, grid_pool), not "
+                             f"{reducer.kind}")
         return
     on_grid = True
     for layer, reducer in zip(layers, reducers):
-        if reducer.needs_grid and not on_grid:
+        needs_grid = isinstance(reducer, InputReducer) and reducer.needs_grid
+        if needs_grid and not on_grid:
             raise ValueError(f"{reducer.kind} at layer {layer} needs the tokens on their grid, "
-                             "which an earlier reducer left")
-        if reducer.needs_significance and layer == 0:
+                             f"which an earlier reducer left (reducer_layers {list(layers)})")
+        needs_significance = isinstance(reducer, InputReducer) and reducer.needs_significance
+        if needs_significance and layer == 0:
             raise ValueError(f"{reducer.kind} weighs tokens by the attention they received in the "
-                             "block before it, so it cannot act at layer 0")
+                             f"block before it, so it cannot act at layer 0 (reducer_layers "
+                             f"{list(layers)})")
         on_grid = reducer.keeps_grid
 
 

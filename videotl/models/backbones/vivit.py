@@ -12,8 +12,8 @@
 - image ViT: the unfactorised case with ``t = 1`` and ``T = 1`` (``[B, 3, H, W]`` is accepted).
 
 Token reduction: at each of the blocks ``reducer_layers`` (counted from 0) of the (spatial)
-encoder, a token reducer (``videotl.models.token_reducers``: TokenLearner, ATS, Token Pooling,
-spatial pooling) turns each temporal index's ``P`` patch tokens into ``S = num_tokens`` tokens
+encoder, a token reducer (``videotl.models.reducers``: TokenLearner, ATS, Token Pooling, grid
+pooling) turns each temporal index's ``P`` patch tokens into ``S = reducer_tokens`` tokens
 (ATS: at most ``S``), and the later blocks run on ``T' * S`` tokens: "16 at 12" is ``S = 16``
 with 12 blocks on the full grid before it. Reducers acting on a block's input (TokenLearner,
 Token Pooling, pooling) act before it; ATS acts inside it, on its attention queries. With
@@ -65,15 +65,15 @@ class VisionTransformer(nn.Module):
 
     Args:
         num_classes: classifier outputs (logits).
-        image_size: input height and width the position embeddings are laid out for; other sizes
-            are accepted and get bicubically resampled position embeddings.
+        train_crop_size: the input height and width its position embeddings are laid out for;
+            inputs of other sizes get bicubically interpolated position embeddings.
         num_frames: input frames ``T`` (1 for images); a multiple of ``tubelet_size``.
         patch_size, tubelet_size: tubelet ``t x p x p``.
         dim, depth, num_heads, mlp_dim: Transformer width, blocks of the (spatial) encoder,
             attention heads, MLP width.
         temporal_depth: blocks of the temporal encoder; 0 builds the unfactorised model.
         classifier: ``"token"`` or ``"gap"``.
-        token_reducer, reducer_layers, num_tokens, token_fuser, clustering_iterations: token
+        token_reducer, reducer_layers, reducer_tokens, token_fuser, clustering_iterations: token
             reduction in the (spatial) encoder (see ``TokenEncoder``); ``reducer_layers=None``
             disables it.
         dropout: dropout before the classifier.
@@ -88,7 +88,7 @@ class VisionTransformer(nn.Module):
     def __init__(
         self,
         num_classes: int,
-        image_size: int = 224,
+        train_crop_size: int = 224,
         num_frames: int = 1,
         patch_size: int = 16,
         tubelet_size: int = 1,
@@ -100,7 +100,7 @@ class VisionTransformer(nn.Module):
         classifier: str = "token",
         token_reducer: str = DEFAULT_REDUCER,
         reducer_layers: int | Sequence[int] | None = None,
-        num_tokens: int | Sequence[int] = 8,
+        reducer_tokens: int | Sequence[int] = 8,
         token_fuser: bool = False,
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
@@ -114,13 +114,15 @@ class VisionTransformer(nn.Module):
             raise ValueError(
                 f"num_frames ({num_frames}) must be a multiple of the tubelet size {tubelet_size}"
             )
-        if image_size < patch_size:
-            raise ValueError(f"image_size {image_size} is smaller than the patch size {patch_size}")
+        if train_crop_size < patch_size:
+            raise ValueError(
+                f"train_crop_size {train_crop_size} is smaller than the patch size {patch_size}"
+            )
         self.classifier = classifier
         self.num_frames = num_frames
         self.tubelet_size = tubelet_size
         self.temporal_size = num_frames // tubelet_size
-        self.grid = (image_size // patch_size, image_size // patch_size)
+        self.grid = (train_crop_size // patch_size, train_crop_size // patch_size)
         self.num_prefix_tokens = 1 if classifier == "token" else 0
         self.dim = dim
         self.patch_embed = TubeletEmbedding(dim, patch_size, tubelet_size)
@@ -130,7 +132,8 @@ class VisionTransformer(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, positions, dim))
         self.encoder = TokenEncoder(
             dim, depth, num_heads, mlp_dim, attention_dropout, drop_path,
-            token_reducer, reducer_layers, num_tokens, token_fuser, read_grid=classifier == "gap",
+            token_reducer, reducer_layers, reducer_tokens, token_fuser,
+            read_grid=classifier == "gap",
             clustering_iterations=clustering_iterations,
         )
         for reducer in self.encoder.reducers:
@@ -201,9 +204,9 @@ class VisionTransformer(nn.Module):
             raise ValueError(f"expects [B, 3, T, H, W] clips{images}, got {tuple(x.shape)}")
         if x.shape[2] != self.num_frames:
             raise ValueError(
-                f"the model was built for data.num_frames={self.num_frames} "
+                f"VisionTransformer was built for num_frames={self.num_frames} "
                 f"({self.temporal_size} tubelets of {self.tubelet_size} frames); got a clip of "
-                f"{x.shape[2]} frames. Build it with data.num_frames={x.shape[2]}."
+                f"{x.shape[2]} frames. Build it with num_frames={x.shape[2]}."
             )
         return x
 
@@ -268,7 +271,7 @@ def _video(name: str, doc: str, architecture: dict) -> None:
     def builder(
         num_classes: int = 400,
         num_frames: int = 32,
-        image_size: int = 224,
+        train_crop_size: int = 224,
         classifier: str = "token",
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
@@ -278,7 +281,7 @@ def _video(name: str, doc: str, architecture: dict) -> None:
     ) -> VisionTransformer:
         return _build(
             {"tubelet_size": 2, **architecture}, pretrained, pretrained_inflation,
-            num_classes=num_classes, num_frames=num_frames, image_size=image_size,
+            num_classes=num_classes, num_frames=num_frames, train_crop_size=train_crop_size,
             classifier=classifier, dropout=dropout, attention_dropout=attention_dropout,
             drop_path=drop_path,
         )
@@ -293,12 +296,12 @@ def _video_reduced(name: str, doc: str, architecture: dict) -> None:
     def builder(
         num_classes: int = 400,
         num_frames: int = 32,
-        image_size: int = 224,
+        train_crop_size: int = 224,
         classifier: str = "token",
         token_reducer: str = DEFAULT_REDUCER,
         reducer_layers: list[int] | None = None,
         reducer_tokens: list[int] | None = None,
-        token_pooling_iterations: int = 5,
+        clustering_iterations: int = 5,
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
         drop_path: float = 0.0,
@@ -308,10 +311,10 @@ def _video_reduced(name: str, doc: str, architecture: dict) -> None:
         return _build(
             _placed({"tubelet_size": 2, **architecture}, reducer_layers, reducer_tokens),
             pretrained, pretrained_inflation,
-            num_classes=num_classes, num_frames=num_frames, image_size=image_size,
+            num_classes=num_classes, num_frames=num_frames, train_crop_size=train_crop_size,
             classifier=classifier, token_reducer=token_reducer, dropout=dropout,
             attention_dropout=attention_dropout, drop_path=drop_path,
-            clustering_iterations=token_pooling_iterations,
+            clustering_iterations=clustering_iterations,
         )
 
     _register(name, doc, builder)
@@ -322,7 +325,7 @@ def _image(name: str, doc: str, architecture: dict) -> None:
 
     def builder(
         num_classes: int = 1000,
-        image_size: int = 224,
+        train_crop_size: int = 224,
         classifier: str = "token",
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
@@ -330,9 +333,9 @@ def _image(name: str, doc: str, architecture: dict) -> None:
         pretrained: str | None = None,
     ) -> VisionTransformer:
         return _build(
-            architecture, pretrained, "central", num_classes=num_classes, image_size=image_size,
-            classifier=classifier, dropout=dropout, attention_dropout=attention_dropout,
-            drop_path=drop_path,
+            architecture, pretrained, "central", num_classes=num_classes,
+            train_crop_size=train_crop_size, classifier=classifier, dropout=dropout,
+            attention_dropout=attention_dropout, drop_path=drop_path,
         )
 
     _register(name, doc, builder)
@@ -344,12 +347,12 @@ def _image_reduced(name: str, doc: str, architecture: dict) -> None:
 
     def builder(
         num_classes: int = 1000,
-        image_size: int = 224,
+        train_crop_size: int = 224,
         classifier: str = "token",
         token_reducer: str = DEFAULT_REDUCER,
         reducer_layers: list[int] | None = None,
         reducer_tokens: list[int] | None = None,
-        token_pooling_iterations: int = 5,
+        clustering_iterations: int = 5,
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
         drop_path: float = 0.0,
@@ -357,9 +360,9 @@ def _image_reduced(name: str, doc: str, architecture: dict) -> None:
     ) -> VisionTransformer:
         return _build(
             _placed(architecture, reducer_layers, reducer_tokens), pretrained, "central",
-            num_classes=num_classes, image_size=image_size, classifier=classifier,
+            num_classes=num_classes, train_crop_size=train_crop_size, classifier=classifier,
             token_reducer=token_reducer, dropout=dropout, attention_dropout=attention_dropout,
-            drop_path=drop_path, clustering_iterations=token_pooling_iterations,
+            drop_path=drop_path, clustering_iterations=clustering_iterations,
         )
 
     _register(name, doc, builder)
@@ -369,7 +372,7 @@ def _placed(
     architecture: dict, reducer_layers: list[int] | None, reducer_tokens: list[int] | None
 ) -> dict:
     """The architecture with the reducer layers and tokens replaced where given (not None)."""
-    changes = {"reducer_layers": reducer_layers, "num_tokens": reducer_tokens}
+    changes = {"reducer_layers": reducer_layers, "reducer_tokens": reducer_tokens}
     return {**architecture, **{k: v for k, v in changes.items() if v is not None}}
 
 
@@ -379,8 +382,8 @@ def _register(name: str, doc: str, builder: Callable[..., VisionTransformer]) ->
     register_model(name)(builder)
 
 
-def _tl(num_tokens: int, layer: int, fuser: bool = False) -> dict:
-    return dict(num_tokens=num_tokens, reducer_layers=layer, token_fuser=fuser)
+def _tl(reducer_tokens: int, layer: int, fuser: bool = False) -> dict:
+    return dict(reducer_tokens=reducer_tokens, reducer_layers=layer, token_fuser=fuser)
 
 
 # ViViT model 1 (unfactorised), tubelets 2 x p x p: sizes B, L, H with patches 16, 14 and 10.

@@ -1,6 +1,5 @@
 """Standalone building blocks; each takes explicit arguments and documents its tensor shapes."""
 
-from videotl.models.layers.adaptive_token_sampling import AdaptiveTokenSampler
 from videotl.models.layers.attention import (
     AttentionContext,
     JointSpaceTimeAttention,
@@ -18,15 +17,13 @@ from videotl.models.layers.token_learner_module import (
     TOKENIZERS,
     TokenLearnerModule,
 )
-from videotl.models.layers.token_pooling import TokenPooling
-from videotl.models.layers.token_reduction import TokenReducer
 from videotl.models.layers.tokenizers import (
     DenseTokenizer,
     FixedGridTokenizer,
     PooledMlpTokenizer,
     PriorOnlyTokenizer,
 )
-from videotl.models.layers.transformer import BlockOutput, DropPath, EncoderBlock, QuerySelection
+from videotl.models.layers.transformer import DropPath, EncoderBlock
 from videotl.models.layers.vector_transformer import (
     VectorTransformer,
     projected_vector_attention,
@@ -35,12 +32,7 @@ from videotl.models.layers.vector_transformer import (
 )
 
 __all__ = [
-    "AdaptiveTokenSampler",
     "AttentionContext",
-    "BlockOutput",
-    "QuerySelection",
-    "TokenPooling",
-    "TokenReducer",
     "TOKENIZERS",
     "TOKEN_FUSIONS",
     "TOKEN_TRANSFORMERS",

@@ -25,17 +25,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from videotl.models.layers.token_reduction import TokenReducer
+from videotl.models.reducers.base import InputReducer
 
 METHODS = ("kmedoids", "kmeans")
 
 
-class TokenPooling(TokenReducer):
+class TokenPooling(InputReducer):
     """Token Pooling as an input reducer (see the module docstring).
 
     Args:
         num_tokens: ``K`` clusters (output tokens) per temporal index.
-        iterations: clustering iterations after the top-``K`` initialisation.
+        clustering_iterations: clustering iterations after the top-``K`` initialisation.
         method: ``"kmedoids"`` or ``"kmeans"``.
 
     Shapes:
@@ -44,14 +44,17 @@ class TokenPooling(TokenReducer):
 
     needs_significance = True
 
-    def __init__(self, num_tokens: int, iterations: int = 5, method: str = "kmedoids") -> None:
+    def __init__(
+        self, num_tokens: int, clustering_iterations: int = 5, method: str = "kmedoids"
+    ) -> None:
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"Token Pooling method must be one of {METHODS}, got {method!r}")
-        if iterations < 0:
-            raise ValueError(f"Token Pooling iterations must be >= 0, got {iterations}")
+        if clustering_iterations < 0:
+            raise ValueError(f"Token Pooling clustering_iterations must be >= 0, "
+                             f"got {clustering_iterations}")
         self.num_tokens = num_tokens
-        self.iterations = iterations
+        self.clustering_iterations = clustering_iterations
         self.method = method
 
     def forward(
@@ -69,11 +72,12 @@ class TokenPooling(TokenReducer):
                              f"{positions} tokens per temporal index")
         cluster = weighted_kmedoids if self.method == "kmedoids" else weighted_kmeans
         pooled = cluster(tokens.flatten(0, 1), significance.flatten(0, 1).detach(),
-                         self.num_tokens, self.iterations)
+                         self.num_tokens, self.clustering_iterations)
         return pooled.unflatten(0, (batch, frames))
 
     def extra_repr(self) -> str:
-        return f"num_tokens={self.num_tokens}, iterations={self.iterations}, method={self.method}"
+        return (f"num_tokens={self.num_tokens}, clustering_iterations="
+                f"{self.clustering_iterations}, method={self.method}")
 
 
 def weighted_kmeans(

@@ -27,11 +27,10 @@ from __future__ import annotations
 import torch
 
 from videotl.models.layers.attention import AttentionContext
-from videotl.models.layers.token_reduction import TokenReducer
-from videotl.models.layers.transformer import QuerySelection
+from videotl.models.reducers.base import QueryReducer, QuerySelection
 
 
-class AdaptiveTokenSampler(TokenReducer):
+class AdaptiveTokenSampler(QueryReducer):
     """ATS as a query reducer (see the module docstring).
 
     Args:
@@ -46,7 +45,6 @@ class AdaptiveTokenSampler(TokenReducer):
         ``M = num_prefix + frames * m``, ``m <= min(K, n)``.
     """
 
-    acts_on = "queries"
     needs_class_token = True
 
     def __init__(self, max_tokens: int) -> None:
@@ -151,3 +149,12 @@ def _real_tokens(context: AttentionContext, num_prefix: int, frames: int) -> tor
     batch, length, _ = context.shape
     size = (batch, frames, (length - num_prefix) // frames)
     return torch.ones(size, dtype=torch.bool, device=context.query.device)
+
+
+def set_counted_tokens(model: torch.nn.Module, tokens: int | None) -> list[AdaptiveTokenSampler]:
+    """Makes every ATS module of ``model`` keep ``tokens`` per temporal index (each at most its
+    ``K``) when counted on the meta device; None: its ``K``. Returns the ATS modules."""
+    samplers = [m for m in model.modules() if isinstance(m, AdaptiveTokenSampler)]
+    for sampler in samplers:
+        sampler.tokens_when_counting = None if tokens is None else min(tokens, sampler.max_tokens)
+    return samplers
