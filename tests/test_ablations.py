@@ -10,8 +10,8 @@ from conftest import REPO
 
 from videotl.config import ConfigError, ModelConfig, load_config
 from videotl.config.schema import ExperimentConfig
-from videotl.models import build_model
 from videotl.experiments.ablation_variants import ABLATION_VARIANTS
+from videotl.models import build_model
 from videotl.models.layers import (
     TOKEN_FUSIONS,
     TOKEN_TRANSFORMERS,

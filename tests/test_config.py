@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from videotl.config import (
     ConfigError,
@@ -10,6 +11,7 @@ from videotl.config import (
     parse_override,
     save_config,
 )
+from videotl.models import build_model
 
 
 def write(path: Path, text: str) -> Path:
@@ -148,5 +150,11 @@ def test_all_keys_are_lowercase_dotted():
 
 
 @pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("configs/**/*.yaml")))
-def test_shipped_configs_load(path):
-    load_config(path)
+def test_shipped_configs_load_save_back_and_build_their_model(path, tmp_path):
+    cfg = load_config(path)
+    save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+    size = cfg.data.train_crop_size
+    with torch.device("meta"):  # full-size models, no memory or time spent
+        logits = build_model(cfg)(torch.empty(2, 3, cfg.data.num_frames, size, size))
+    assert logits.shape == (2, cfg.model.num_classes)

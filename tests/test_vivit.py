@@ -2,12 +2,14 @@
 around the reducer, the factorised encoder, input checks, and every full-size model on the meta
 device."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from videotl.config import ConfigError, load_config
-from videotl.models import MODELS, build_model, list_models
+from videotl.config import ConfigError, ModelConfig, load_config
+from videotl.models import MODELS, build_model, list_models, model_arguments
 from videotl.models.backbones.vivit import VisionTransformer
 from videotl.models.reducers import ReducerSpec, build_token_reducer
 
@@ -183,9 +185,15 @@ def test_forward_features_and_reset_classifier():
 
 
 def test_config_errors_name_the_key():
-    with pytest.raises(ConfigError, match=r"model.token_reducer: unknown token reducer 'tokenlerner"
-                                          r"'; did you mean 'tokenlearner_v1'"):
-        build_model(tiny_config("vivit_tiny_tl4at2", "model.token_reducer=tokenlerner"))
+    with pytest.raises(ConfigError, match=r"config key 'model.token_reducer' must be one of 'ats', "
+                                          r"'grid_pool', .*got 'tokenlerner'; did you mean "
+                                          r"'tokenlearner_v1'"):
+        tiny_config("vivit_tiny_tl4at2", "model.token_reducer=tokenlerner")
+    unchecked = replace(tiny_config("vivit_tiny_tl4at2"),  # built without load_config
+                        model=replace(ModelConfig(), name="vivit_tiny_tl4at2",
+                                      token_reducer="tokenlerner"))
+    with pytest.raises(ConfigError, match=r"config key 'model.token_reducer' must be one of "):
+        build_model(unchecked)
     with pytest.raises(ConfigError, match=r"model.token_reducer='tokenlearner_v1' does not apply "
                                           r"to model 'vivit_tiny'"):
         build_model(tiny_config("vivit_tiny", "model.token_reducer=tokenlearner_v1"))
@@ -199,8 +207,14 @@ def test_config_errors_name_the_key():
 
 
 def test_data_keys_a_model_does_not_use_are_not_errors():
-    cfg = load_config(None, ["model.name=x2plus1d_tiny", "data.train_crop_size=160"])
-    assert build_model(cfg) is not None
+    cfg = load_config(None, ["model.name=x2plus1d_tiny", "data.train_crop_size=160",
+                             "data.num_frames=4"])
+    assert "train_crop_size" not in model_arguments(cfg, MODELS.get("x2plus1d_tiny"))
+    model = build_model(cfg)
+    default = build_model(load_config(None, ["model.name=x2plus1d_tiny", "data.num_frames=4"]))
+    assert {k: v.shape for k, v in model.state_dict().items()} == {
+        k: v.shape for k, v in default.state_dict().items()}
+    assert model(torch.randn(1, 3, 4, 64, 64)).shape == (1, 400)
 
 
 def test_v1_reducer_by_config():

@@ -34,8 +34,8 @@ import json
 
 from videotl.config import ConfigError
 from videotl.experiments.ablation_variants import ABLATION_VARIANTS
-from videotl.models.complexity import ModelComplexity
 from videotl.experiments.reducer_sweep import TokenSweep, ats_kept_tokens, count_model, sweep_tokens
+from videotl.models.complexity import ModelComplexity
 from videotl.models.reducers import TOKEN_REDUCERS
 from videotl.registry import RegistryError
 from videotl.utils.cli import config_parser, exit_with_error, load_or_exit, registry_names

@@ -1,5 +1,6 @@
 """Typed configuration: ``load_config(path, overrides)`` -> ``ExperimentConfig``."""
 
+from videotl.config.choices import register_choices, registered_choices
 from videotl.config.loader import (
     ConfigError,
     config_keys,
@@ -28,6 +29,8 @@ __all__ = [
     "config_keys",
     "load_config",
     "parse_override",
+    "register_choices",
+    "registered_choices",
     "save_config",
     "to_yaml",
 ]

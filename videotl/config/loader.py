@@ -14,6 +14,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from videotl.config.choices import choice_error
 from videotl.config.schema import ExperimentConfig
 
 BASE_KEY = "_base_"
@@ -97,7 +98,8 @@ def config_keys(node: Any = ExperimentConfig, prefix: str = "") -> list[str]:
 
 
 def check_bounds(config: Any, prefix: str = "") -> None:
-    """Checks every field against its ``min``/``max``/``choices`` metadata."""
+    """Checks every field against its ``min``/``max``/``choices`` metadata and the keys that
+    name something against their owners' lists (``videotl.config.choices``)."""
     for item in dataclasses.fields(config):
         value = getattr(config, item.name)
         key = f"{prefix}{item.name}"
@@ -114,6 +116,9 @@ def check_bounds(config: Any, prefix: str = "") -> None:
         if "choices" in bounds and value not in bounds["choices"]:
             choices = ", ".join(repr(c) for c in bounds["choices"])
             raise ConfigError(f"config key {key!r} must be one of {choices}, got {value!r}")
+        error = choice_error(key, value)
+        if error is not None:
+            raise ConfigError(error)
 
 
 def _read_with_bases(path: Path, seen: tuple[Path, ...]) -> Iterable[tuple[str, dict]]:

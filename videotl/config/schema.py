@@ -2,8 +2,10 @@
 
 YAML files and ``key=value`` overrides are validated against these classes: an unknown key, a
 value of the wrong type, or one outside a field's ``metadata`` bounds (``min``, ``max``,
-``choices``) is an error naming the key. Keys are lowercase and dotted (``model.name``,
-``data.num_frames``, ``output_dir``).
+``choices``) is an error naming the key. Keys whose value names something another module owns
+(a decoder backend, a registered model, reducer or dataset, an aggregation, a precision) are
+checked against that module's own list (``videotl.config.choices``), never a copy here. Keys
+are lowercase and dotted (``model.name``, ``data.num_frames``, ``output_dir``).
 """
 
 from __future__ import annotations
@@ -29,15 +31,13 @@ class ModelConfig:
     num_tokens: int = _field(8, min=1)
     # TokenLearner module parts (the paper's Table 6 and Section 5.3 ablations, docs/ABLATIONS.md):
     # how frames become tokens, how the tokens are related, how they return to the input.
-    tokenizer: str = _field(
-        "tokenlearner", choices=("tokenlearner", "fixed_grid", "dense", "pool_mlp", "prior_only")
-    )
-    token_transformer: str = _field("vector", choices=("vector", "mhsa", "none"))
-    token_fusion: str = _field("tokenfuser", choices=("tokenfuser", "broadcast"))
+    tokenizer: str = "tokenlearner"
+    token_transformer: str = "vector"
+    token_fusion: str = "tokenfuser"
     dropout: float = _field(0.5, min=0.0, max=1.0)
     # ViT/ViViT (videotl.models.backbones.vivit): classify from the class token or from the
     # average of the final tokens ("gap").
-    classifier: str = _field("token", choices=("token", "gap"))
+    classifier: str = "token"
     # ViT/ViViT with token reduction (*_tl* models): the reducer (videotl.models.reducers).
     token_reducer: str = "tokenlearner_v11"
     # ... the blocks (from 0, increasing) at which reducers act (null: the model's own, e.g. [6]
@@ -53,7 +53,7 @@ class ModelConfig:
     # ViT/ViViT: image-ViT weights (timm layout; .pth, .pt, .bin or .safetensors) to start from,
     # and how 2D patch filters become tubelet filters: central frame or average over frames.
     pretrained: Optional[str] = None
-    pretrained_inflation: str = _field("central", choices=("central", "average"))
+    pretrained_inflation: str = "central"
 
 
 @dataclass
@@ -83,7 +83,7 @@ class DataConfig:
     mean: List[float] = field(default_factory=lambda: [0.45, 0.45, 0.45])
     std: List[float] = field(default_factory=lambda: [0.225, 0.225, 0.225])
     # Decoding: backend, its threads per loader process, and resizing inside the decoder.
-    decoder: str = _field("decord", choices=("decord", "pyav"))
+    decoder: str = "decord"
     decoder_threads: int = _field(1, min=0)
     resize_at_decode: bool = True
     # DataLoader processes (0 = load in the main process) and pinned host memory.
@@ -113,7 +113,7 @@ class SolverConfig:
     ``cosine_end_lr``, updated every iteration. Norm layers and biases get no weight decay.
     """
 
-    optimizer: str = _field("sgd", choices=("sgd", "adamw"))
+    optimizer: str = "sgd"
     base_lr: float = _field(0.1, min=0.0)
     # Linear scaling rule: when > 0, base_lr is the rate for a global batch of this size and the
     # run uses base_lr * (train.batch_size * processes) / base_batch_size.
@@ -143,7 +143,7 @@ class TrainConfig:
     epochs: int = _field(10, min=1)
     max_iters: Optional[int] = _field(None, min=1)
     # fp32, or autocast to bf16 / fp16 (fp16 with a gradient scaler); CUDA only, fp32 on CPU.
-    precision: str = _field("fp32", choices=("fp32", "bf16", "fp16"))
+    precision: str = "fp32"
     # Channels-last (NDHWC) weights and activations: faster convolutions on recent GPUs.
     channels_last: bool = False
     # Compile the model with torch.compile (the first iterations are slow while it compiles).
@@ -170,7 +170,7 @@ class TestConfig:
     batch_size: int = _field(8, min=1)
     # How the views of a video are merged: mean or max of their softmax (single-label) or
     # sigmoid (multi-label) scores; null: max for multi-label datasets, mean otherwise.
-    aggregation: Optional[str] = _field(None, choices=("mean", "max"))
+    aggregation: Optional[str] = None
     # mAP: classes without a positive are excluded (and counted); true counts them as AP 0.
     map_missing_classes_as_zero: bool = False
 

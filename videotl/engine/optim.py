@@ -7,7 +7,10 @@ import math
 import torch
 from torch import nn
 
-from videotl.config import SolverConfig
+from videotl.config import SolverConfig, register_choices
+
+OPTIMIZERS = ("sgd", "adamw")
+register_choices("solver.optimizer", lambda: OPTIMIZERS)
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -8,11 +8,14 @@ from typing import Iterable, Iterator
 
 import torch
 
+from videotl.config import register_choices
 from videotl.engine.hooks import HookBase
 
 logger = logging.getLogger(__name__)
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = ("fp32", *_DTYPES)
+register_choices("train.precision", lambda: PRECISIONS)
 
 
 class MixedPrecision(HookBase):
@@ -28,7 +31,7 @@ class MixedPrecision(HookBase):
     def __init__(
         self, precision: str, device: torch.device, clip_grad_norm: float | None = None
     ) -> None:
-        if precision not in ("fp32", *_DTYPES):
+        if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}")
         if precision != "fp32" and device.type != "cuda":
             logger.info("train.precision=%s applies on CUDA only; using fp32 on %s",

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from videotl.config import ConfigError, ExperimentConfig, save_config, to_yaml
+from videotl.config import ConfigError, ExperimentConfig, register_choices, save_config, to_yaml
 from videotl.data import build_loader
 from videotl.engine.hooks import CheckpointHook, EvalHook, HookBase, LRScheduleHook, StepTimerHook
 from videotl.engine.log_hooks import (
@@ -29,6 +29,7 @@ from videotl.engine.losses import build_loss
 from videotl.engine.optim import build_optimizer
 from videotl.engine.precision import MixedPrecision
 from videotl.engine.trainer import Trainer
+from videotl.evaluation.ensemble import AGGREGATIONS
 from videotl.evaluation.evaluator import TestResult, evaluate, write_test_outputs
 from videotl.models import build_model
 from videotl.utils import checkpoint as ckpt
@@ -36,6 +37,10 @@ from videotl.utils import distributed as dist
 from videotl.utils.logging import setup_logging
 
 logger = logging.getLogger(__name__)
+
+# The evaluation owns the aggregations but knows nothing of configs: the engine, where the config
+# meets evaluate(), declares them for test.aggregation.
+register_choices("test.aggregation", lambda: AGGREGATIONS)
 
 
 def seed_everything(seed: int) -> None:

@@ -15,17 +15,25 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Any
+from typing import Any, Callable, Collection
 
 from torch import nn
 
-from videotl.config import ConfigError, ExperimentConfig
+from videotl.config import ConfigError, ExperimentConfig, register_choices
+from videotl.config.choices import choice_error
 from videotl.models import backbones  # noqa: F401  (registers the models)
-from videotl.models.layers import TokenLearnerModule
+from videotl.models.backbones.vit_weights import INFLATIONS
+from videotl.models.backbones.vivit import CLASSIFIERS
+from videotl.models.layers import (
+    TOKEN_FUSIONS,
+    TOKEN_TRANSFORMERS,
+    TOKENIZERS,
+    TokenLearnerModule,
+)
+from videotl.models.reducers import TOKEN_REDUCERS
 from videotl.models.registry import MODELS
 from videotl.models.space_time import SPACE_TIME_MODULES
-from videotl.models.reducers import TOKEN_REDUCERS
-from videotl.registry import Registry, RegistryError
+from videotl.registry import RegistryError
 from videotl.utils.checkpoint import CheckpointError
 
 # The config keys that builders may take; each fills the builder argument named like its leaf.
@@ -50,11 +58,20 @@ BUILDER_KEYS = (
     "model.pretrained_inflation",
 )
 
-# config keys whose value names an entry of a registry
-REGISTRY_KEYS: dict[str, Registry] = {
-    "model.space_time_module": SPACE_TIME_MODULES,
-    "model.token_reducer": TOKEN_REDUCERS,
+# Config keys whose value names something the models own, with the owner's list; load_config
+# checks them (videotl.config.choices) and so does model_arguments.
+MODEL_CHOICES: dict[str, Callable[[], Collection[str]]] = {
+    "model.name": MODELS.names,
+    "model.space_time_module": SPACE_TIME_MODULES.names,
+    "model.token_reducer": TOKEN_REDUCERS.names,
+    "model.tokenizer": lambda: TOKENIZERS,
+    "model.token_transformer": lambda: TOKEN_TRANSFORMERS,
+    "model.token_fusion": lambda: TOKEN_FUSIONS,
+    "model.classifier": lambda: CLASSIFIERS,
+    "model.pretrained_inflation": lambda: INFLATIONS,
 }
+for _key, _names in MODEL_CHOICES.items():
+    register_choices(_key, _names)
 
 # config keys that configure TokenLearnerModule: set to a non-default value, the built model must
 # contain one.
@@ -95,7 +112,7 @@ def model_arguments(cfg: ExperimentConfig, builder: Any) -> dict[str, Any]:
     for key in BUILDER_KEYS:
         value = _get(cfg, key)
         if argument_name(key) in accepted:
-            _check_registered(key, value)
+            _check_choice(key, value)
             arguments[argument_name(key)] = value
         elif key.startswith("model.") and value != _get(defaults, key):
             taken = [key_of[a] for a in accepted if a in key_of]
@@ -140,10 +157,10 @@ def check_token_learner_keys_are_used(
     )
 
 
-def _check_registered(key: str, value: Any) -> None:
-    registry = REGISTRY_KEYS.get(key)
-    if registry is not None and value not in registry:
-        raise ConfigError(f"{key}: {registry.unknown_message(value)}")
+def _check_choice(key: str, value: Any) -> None:
+    error = choice_error(key, value)
+    if error is not None:
+        raise ConfigError(error)
 
 
 def _get(cfg: Any, key: str) -> Any:
