@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from videotl.config import register_choices
 from videotl.data.dataset import SPLITS
 from videotl.data.lists import VideoEntry
 from videotl.registry import Registry
@@ -115,3 +116,5 @@ def list_datasets() -> list[str]:
     """Names accepted by ``data.dataset``."""
     return DATASETS.names()
 
+
+register_choices("data.dataset", list_datasets)

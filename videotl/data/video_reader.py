@@ -38,12 +38,14 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from videotl.config import register_choices
 from videotl.data.pyav_decode import decode_frames
 from videotl.data.sampling import resample_indices
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("decord", "pyav")
+register_choices("data.decoder", lambda: BACKENDS)
 
 
 class VideoDecodeError(RuntimeError):
