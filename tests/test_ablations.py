@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import REPO
 
-from videotl.config import ConfigError, ModelConfig, load_config
+from videotl.config import ConfigError, load_config, registered_choices
 from videotl.config.schema import ExperimentConfig
 from videotl.experiments.ablation_variants import ABLATION_VARIANTS
 from videotl.models import build_model
@@ -83,10 +83,10 @@ def test_every_variant_builds_what_it_names(name):
 
 
 def test_config_choices_are_the_modules_choices():
-    fields = ModelConfig.__dataclass_fields__
-    assert fields["tokenizer"].metadata["choices"] == TOKENIZERS
-    assert fields["token_transformer"].metadata["choices"] == TOKEN_TRANSFORMERS
-    assert fields["token_fusion"].metadata["choices"] == TOKEN_FUSIONS
+    choices = registered_choices()
+    assert choices["model.tokenizer"] == TOKENIZERS
+    assert choices["model.token_transformer"] == TOKEN_TRANSFORMERS
+    assert choices["model.token_fusion"] == TOKEN_FUSIONS
     defaults = ExperimentConfig().model
     assert (defaults.tokenizer, defaults.token_transformer, defaults.token_fusion) == (
         "tokenlearner", "vector", "tokenfuser"

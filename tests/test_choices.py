@@ -60,11 +60,9 @@ def test_the_schema_keeps_no_copy_of_an_owners_list():
 
 @pytest.mark.parametrize("key, value, close", [
     ("data.decoder", "decrod", "decord"),
-    ("data.dataset", "kinetic", "kinetics"),
     ("train.precision", "bf61", "bf16"),
     ("test.aggregation", "maximum", "max"),
     ("model.tokenizer", "fixed-grid", "fixed_grid"),
-    ("model.space_time_module", "conv2d+tokenlerner", "conv2d+tokenlearner"),
 ])
 def test_unknown_values_are_refused_at_load_time_with_close_matches(key, value, close):
     allowed = ", ".join(repr(name) for name in OWNERS[key])
@@ -72,6 +70,19 @@ def test_unknown_values_are_refused_at_load_time_with_close_matches(key, value, 
     with pytest.raises(ConfigError) as error:
         load_config(None, [f"{key}={value}"])
     assert str(error.value).startswith(expected)
+
+
+@pytest.mark.parametrize("key, registry, value, close", [
+    ("data.dataset", DATASETS, "kinetic", "kinetics"),
+    ("model.space_time_module", SPACE_TIME_MODULES, "conv2d+tokenlerner", "conv2d+tokenlearner"),
+    ("model.name", MODELS, "x2plus1d_n", "x2plus1d_m"),
+])
+def test_registered_names_get_the_registrys_own_message_at_load_time(key, registry, value,
+                                                                     close):
+    with pytest.raises(ConfigError) as error:
+        load_config(None, [f"{key}={value}"])
+    assert str(error.value) == f"{key}: {registry.unknown_message(value)}"
+    assert f"did you mean '{close}'" in str(error.value)
 
 
 def test_a_name_an_owner_registers_later_becomes_valid(monkeypatch):

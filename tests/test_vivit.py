@@ -185,14 +185,14 @@ def test_forward_features_and_reset_classifier():
 
 
 def test_config_errors_name_the_key():
-    with pytest.raises(ConfigError, match=r"config key 'model.token_reducer' must be one of 'ats', "
-                                          r"'grid_pool', .*got 'tokenlerner'; did you mean "
-                                          r"'tokenlearner_v1'"):
+    with pytest.raises(ConfigError, match=r"model.token_reducer: unknown token reducer 'tokenlerner"
+                                          r"'; did you mean 'tokenlearner_v1'"):
         tiny_config("vivit_tiny_tl4at2", "model.token_reducer=tokenlerner")
     unchecked = replace(tiny_config("vivit_tiny_tl4at2"),  # built without load_config
                         model=replace(ModelConfig(), name="vivit_tiny_tl4at2",
                                       token_reducer="tokenlerner"))
-    with pytest.raises(ConfigError, match=r"config key 'model.token_reducer' must be one of "):
+    with pytest.raises(ConfigError, match=r"model.token_reducer: unknown token reducer 'tokenlerner"
+                                          r"'; did you mean 'tokenlearner_v1'"):
         build_model(unchecked)
     with pytest.raises(ConfigError, match=r"model.token_reducer='tokenlearner_v1' does not apply "
                                           r"to model 'vivit_tiny'"):

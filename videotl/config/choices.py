@@ -12,34 +12,45 @@ unchecked.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable, Collection
+from typing import Any, Callable, Collection, Union
 
-# config key -> a function returning the names its owner accepts now (registries grow).
-_CHOICES: dict[str, Callable[[], Collection[Any]]] = {}
+from videotl.registry import Registry
+
+Owner = Union[Registry, Callable[[], Collection[Any]]]
+# config key -> its owner: a registry (which grows), or a function returning the allowed values.
+_CHOICES: dict[str, Owner] = {}
 
 
-def register_choices(key: str, names: Callable[[], Collection[Any]]) -> None:
-    """Declares that ``key``'s value must be one of ``names()``; one owner per key."""
-    owner = _CHOICES.get(key)
-    if owner is not None and owner is not names:
+def register_choices(key: str, owner: Owner) -> None:
+    """Declares that ``key``'s value must be a name of the registry ``owner`` or one of
+    ``owner()``; one owner per key."""
+    known = _CHOICES.get(key)
+    if known is not None and known is not owner:
         raise ValueError(f"config key {key!r} already has its allowed values registered")
-    _CHOICES[key] = names
+    _CHOICES[key] = owner
 
 
 def registered_choices() -> dict[str, Collection[Any]]:
     """The allowed values of every registered key, as their owners list them now."""
-    return {key: names() for key, names in sorted(_CHOICES.items())}
+    return {key: _names(owner) for key, owner in sorted(_CHOICES.items())}
+
+
+def _names(owner: Owner) -> Collection[Any]:
+    return owner.names() if isinstance(owner, Registry) else owner()
 
 
 def choice_error(key: str, value: Any) -> str | None:
     """The error message for ``key=value`` (None when the value is allowed or no owner has
-    registered the key yet): the allowed values and the closest ones."""
-    names = _CHOICES.get(key)
-    if names is None or value is None:
+    registered the key yet). A registry's names get the registry's own message (close matches,
+    every known name); other lists get the allowed values and the closest ones."""
+    owner = _CHOICES.get(key)
+    if owner is None or value is None:
         return None
-    allowed = names()
+    allowed = _names(owner)
     if value in allowed:
         return None
+    if isinstance(owner, Registry):
+        return f"{key}: {owner.unknown_message(value)}"
     listed = ", ".join(repr(name) for name in allowed)
     close = difflib.get_close_matches(str(value), [str(name) for name in allowed], n=3,
                                       cutoff=0.5)

@@ -117,4 +117,4 @@ def list_datasets() -> list[str]:
     return DATASETS.names()
 
 
-register_choices("data.dataset", list_datasets)
+register_choices("data.dataset", DATASETS)

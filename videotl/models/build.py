@@ -33,7 +33,7 @@ from videotl.models.layers import (
 from videotl.models.reducers import TOKEN_REDUCERS
 from videotl.models.registry import MODELS
 from videotl.models.space_time import SPACE_TIME_MODULES
-from videotl.registry import RegistryError
+from videotl.registry import Registry, RegistryError
 from videotl.utils.checkpoint import CheckpointError
 
 # The config keys that builders may take; each fills the builder argument named like its leaf.
@@ -60,10 +60,10 @@ BUILDER_KEYS = (
 
 # Config keys whose value names something the models own, with the owner's list; load_config
 # checks them (videotl.config.choices) and so does model_arguments.
-MODEL_CHOICES: dict[str, Callable[[], Collection[str]]] = {
-    "model.name": MODELS.names,
-    "model.space_time_module": SPACE_TIME_MODULES.names,
-    "model.token_reducer": TOKEN_REDUCERS.names,
+MODEL_CHOICES: dict[str, Registry | Callable[[], Collection[str]]] = {
+    "model.name": MODELS,
+    "model.space_time_module": SPACE_TIME_MODULES,
+    "model.token_reducer": TOKEN_REDUCERS,
     "model.tokenizer": lambda: TOKENIZERS,
     "model.token_transformer": lambda: TOKEN_TRANSFORMERS,
     "model.token_fusion": lambda: TOKEN_FUSIONS,
