@@ -9,6 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from videotl.config import load_config
+from videotl.data.synthetic import make_synthetic_dataset
+from videotl.models import build_model
+from videotl.models.complexity import measure_complexity
+
 REPO = Path(__file__).resolve().parent.parent
 CHARADES_CONFIG = REPO / "configs" / "charades" / "x2plus1d_m_tokenlearner_64f.yaml"
 
@@ -37,10 +42,6 @@ def res5_module():
     """``res5_module(*overrides)``: the counts ``tools/model_stats.py`` reports for the last res5
     space-time module of the Charades X(2+1)D-M config with ``overrides`` (input 8x8x64, C = 432,
     for a 64 x 256 x 256 clip). Cached: counting a network takes about a second."""
-    from videotl.config import load_config
-    from videotl.models import build_model
-    from videotl.models.complexity import measure_complexity
-
     @functools.lru_cache(maxsize=None)
     def measure(*overrides: str):
         cfg = load_config(CHARADES_CONFIG, list(overrides))
@@ -57,8 +58,6 @@ SYNTHETIC_SIZES = {"kinetics": (20, 10), "avid": (12, 6), "charades": (4, 2)}
 
 
 def _synthetic(tmp_path_factory, kind: str) -> Path:
-    from videotl.data.synthetic import make_synthetic_dataset
-
     root = tmp_path_factory.mktemp(f"synthetic_{kind}")
     train, evaluation = SYNTHETIC_SIZES[kind]
     make_synthetic_dataset(kind, root, seed=0, train_videos=train, eval_videos=evaluation,

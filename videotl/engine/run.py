@@ -33,7 +33,7 @@ from videotl.evaluation.ensemble import AGGREGATIONS
 from videotl.evaluation.evaluator import TestResult, evaluate, write_test_outputs
 from videotl.models import build_model
 from videotl.utils import checkpoint as ckpt
-from videotl.utils import distributed as dist
+from videotl.utils import distributed
 from videotl.utils.logging import setup_logging
 
 logger = logging.getLogger(__name__)
@@ -50,10 +50,10 @@ def seed_everything(seed: int) -> None:
 
 
 def _setup(cfg: ExperimentConfig) -> torch.device:
-    device = dist.select_device(cfg.device)
-    dist.init_distributed(device)
-    setup_logging(cfg.output_dir, dist.get_rank())
-    seed_everything(cfg.seed + dist.get_rank())
+    device = distributed.select_device(cfg.device)
+    distributed.init_distributed(device)
+    setup_logging(cfg.output_dir, distributed.get_rank())
+    seed_everything(cfg.seed + distributed.get_rank())
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     return device
@@ -75,7 +75,7 @@ def train(cfg: ExperimentConfig, extra_hooks: Iterable[HookBase] = ()) -> dict[s
     Returns the final test metrics (or the last validation metrics, or {})."""
     device = _setup(cfg)
     output = Path(cfg.output_dir)
-    if dist.is_main_process():
+    if distributed.is_main_process():
         save_config(cfg, output / "config.yaml")
     train_loader = build_loader(cfg, "train")
     dataset = train_loader.dataset
@@ -90,7 +90,7 @@ def train(cfg: ExperimentConfig, extra_hooks: Iterable[HookBase] = ()) -> dict[s
     epochs = cfg.train.epochs
     if cfg.train.max_iters:
         epochs = -(-cfg.train.max_iters // iters_per_epoch)
-    trainable = dist.wrap_model(model, device)
+    trainable = distributed.wrap_model(model, device)
     if cfg.train.compile:
         trainable = torch.compile(trainable)
     trainer = Trainer(
@@ -99,7 +99,7 @@ def train(cfg: ExperimentConfig, extra_hooks: Iterable[HookBase] = ()) -> dict[s
         epochs, cfg.train.max_iters,
         [*_training_hooks(cfg, model, device, precision, iters_per_epoch, epochs),
          *extra_hooks],
-        dist.get_world_size(),
+        distributed.get_world_size(),
     )
     resume = ckpt.last_checkpoint(output) if cfg.train.auto_resume else None
     if resume is not None:
@@ -113,7 +113,7 @@ def train(cfg: ExperimentConfig, extra_hooks: Iterable[HookBase] = ()) -> dict[s
     metrics = trainer.storage.get("eval", {})
     if cfg.train.final_test:
         metrics = _test_and_write(cfg, model, device, precision).metrics
-    dist.barrier()
+    distributed.barrier()
     return metrics
 
 
@@ -129,13 +129,13 @@ def _training_hooks(cfg: ExperimentConfig, model: nn.Module, device: torch.devic
                     precision: MixedPrecision, iters_per_epoch: int,
                     epochs: int) -> list[HookBase]:
     total_iters = cfg.train.max_iters or epochs * iters_per_epoch
-    base_lr = scaled_learning_rate(cfg, dist.get_world_size())
+    base_lr = scaled_learning_rate(cfg, distributed.get_world_size())
     logger.info("learning rate %.4g for a global batch of %d clips, %d iterations",
-                base_lr, cfg.train.batch_size * dist.get_world_size(), total_iters)
+                base_lr, cfg.train.batch_size * distributed.get_world_size(), total_iters)
     hooks: list[HookBase] = [
         LRScheduleHook(base_lr, round(cfg.solver.warmup_epochs * iters_per_epoch),
                        total_iters, cfg.solver.warmup_start_factor, cfg.solver.cosine_end_lr),
-        StepTimerHook(dist.get_world_size()),
+        StepTimerHook(distributed.get_world_size()),
     ]
     if cfg.train.eval_period:
         val_loader = build_loader(cfg, "val")
@@ -146,9 +146,9 @@ def _training_hooks(cfg: ExperimentConfig, model: nn.Module, device: torch.devic
     hooks += [
         MetricsHook(),
         CheckpointHook(str(output), cfg.train.checkpoint_period, cfg.train.keep_checkpoints,
-                       dist.is_main_process(), extra={"config": to_yaml(cfg)}),
+                       distributed.is_main_process(), extra={"config": to_yaml(cfg)}),
     ]
-    if dist.is_main_process():
+    if distributed.is_main_process():
         hooks += [
             JsonlWriterHook(output / "metrics.jsonl"),
             ProgressHook(cfg.train.log_period),
@@ -180,7 +180,7 @@ def _test_and_write(cfg: ExperimentConfig, model: nn.Module, device: torch.devic
     logger.info("testing %d videos with %s views each", loader.dataset.num_videos, views)
     result = evaluate(model, loader, device, precision.autocast_dtype, cfg.test.aggregation,
                       cfg.test.map_missing_classes_as_zero)
-    if dist.is_main_process():
+    if distributed.is_main_process():
         metrics_path, scores_path = write_test_outputs(result, cfg.output_dir)
         shown = {k: v for k, v in result.metrics.items() if not isinstance(v, list)}
         logger.info("test metrics: %s", shown)

@@ -126,7 +126,8 @@ def test_factorised_encoder_keeps_temporal_indices_apart_in_space():
     assert not torch.allclose(per_frame[0][1], per_frame[1][1])
 
 
-# The other reducers need a block around them or a square count: tests/test_token_reducers.py.
+# The other reducers need a block around them or a square count:
+# tests/models/test_token_reducers.py.
 @pytest.mark.parametrize("kind", ["tokenlearner_v1", "tokenlearner_v11"])
 def test_each_reducer_outputs_s_tokens_per_temporal_index(kind):
     reducer = build_token_reducer(kind, ReducerSpec(dim=12, reducer_tokens=3))

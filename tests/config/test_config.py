@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
+from conftest import REPO
 from videotl.config import (
     ConfigError,
     ExperimentConfig,
@@ -149,7 +149,7 @@ def test_all_keys_are_lowercase_dotted():
         assert key == key.lower() and " " not in key
 
 
-@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("configs/**/*.yaml")))
+@pytest.mark.parametrize("path", sorted(REPO.glob("configs/**/*.yaml")))
 def test_shipped_configs_load_save_back_and_build_their_model(path, tmp_path):
     cfg = load_config(path)
     save_config(cfg, tmp_path / "config.yaml")
