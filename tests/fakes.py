@@ -1,4 +1,5 @@
-"""In-memory datasets following videotl's dataset interface, for engine tests."""
+"""In-memory datasets following videotl's dataset interface, and a tiny network for them, for
+engine and checkpoint tests."""
 
 from __future__ import annotations
 
@@ -49,3 +50,17 @@ class PatternClips(torch.utils.data.Dataset):
             "view_index": view,
             "ok": ok,
         }
+
+
+class TinyNet(torch.nn.Module):
+    """Conv3d, BatchNorm and a linear head over ``PatternClips`` clips ``[B, 3, 4, S, S]``."""
+
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv3d(3, 4, 1)
+        self.norm = torch.nn.BatchNorm3d(4)
+        self.fc = torch.nn.Linear(4 * 4, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm(self.conv(x)).mean(dim=(3, 4))  # [B, 4, T]
+        return self.fc(x.flatten(1))

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from fakes import PatternClips
+from fakes import PatternClips, TinyNet
 from videotl.config import load_config
 from videotl.engine.hooks import CheckpointHook, HookBase, LRScheduleHook
 from videotl.engine.losses import build_loss
@@ -17,18 +17,6 @@ from videotl.engine.trainer import NonFiniteLossError, Trainer
 from videotl.utils import checkpoint as ckpt
 
 CPU = torch.device("cpu")
-
-
-class TinyNet(nn.Module):
-    def __init__(self, num_classes=3):
-        super().__init__()
-        self.conv = nn.Conv3d(3, 4, 1)
-        self.norm = nn.BatchNorm3d(4)
-        self.fc = nn.Linear(4 * 4, num_classes)
-
-    def forward(self, x):
-        x = self.norm(self.conv(x)).mean(dim=(3, 4))  # [B, 4, T]
-        return self.fc(x.flatten(1))
 
 
 def make_trainer(epochs=3, hooks=(), max_iters=None, lr=0.2, dataset=None, seed=0):

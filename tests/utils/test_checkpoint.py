@@ -4,17 +4,9 @@ format videotl reads, wrapper prefixes, and the load report."""
 import pytest
 import torch
 from safetensors.torch import save_file
-from torch import nn
 
+from fakes import TinyNet
 from videotl.utils import checkpoint as ckpt
-
-
-class TinyNet(nn.Module):
-    def __init__(self, num_classes=3):
-        super().__init__()
-        self.conv = nn.Conv3d(3, 4, 1)
-        self.norm = nn.BatchNorm3d(4)
-        self.fc = nn.Linear(4 * 4, num_classes)
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
