@@ -87,8 +87,10 @@ def test_unknown_section_suggests_section():
 def test_wrong_type_names_key_expected_type_and_value():
     with pytest.raises(ConfigError) as error:
         load_config(None, ["data.num_frames=abc"])
-    message = str(error.value)
-    assert "'data.num_frames'" in message and "expects int" in message and "'abc'" in message
+    assert str(error.value) == (
+        "config key 'data.num_frames' in override 'data.num_frames=abc' expects an integer, "
+        "got 'abc' (str)"
+    )
 
 
 def test_wrong_type_in_file(tmp_path):

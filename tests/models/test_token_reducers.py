@@ -386,7 +386,9 @@ def test_padded_keys_take_no_part_in_attention():
      "tokenlearner_v1 at layer 2 needs the tokens on their grid"),
     (["model.token_reducer=ats", "model.classifier=gap"],
      "ats scores tokens by the class token's attention; use classifier 'token'"),
-    (["model.reducer_layers=[2, 1]"], r"reducer_layers must increase, got \[2, 1\]"),
+    (["model.reducer_layers=[2, 1]"],  # refused by load_config, before the model is built
+     r"^config key 'model.reducer_layers' must hold integers, each >= 0, increasing, "
+     r"got \[2, 1\]$"),
     (["model.reducer_layers=[4]"], r"reducer_layers must be in \[0, 4\)"),
     (["model.reducer_layers=[1, 2]", "model.reducer_tokens=[4, 4, 4]"],
      "must be one value or one per reducer layer"),

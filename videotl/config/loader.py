@@ -14,7 +14,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from videotl.config.choices import choice_error
+from videotl.config import yaml_unique
+from videotl.config.checks import bounds_error, consistency_error, list_item_type, type_words
 from videotl.config.schema import ExperimentConfig
 
 BASE_KEY = "_base_"
@@ -43,7 +44,9 @@ def load_config(
         The validated ``ExperimentConfig``.
 
     Raises:
-        ConfigError: unknown key (with close matches), wrong type, bad syntax, missing file.
+        ConfigError: unknown key (with close matches), wrong type, bad syntax, missing file, a
+            key defined twice in a file, a bad ``_base_``, a value outside its key's range, keys
+            inconsistent with each other (``videotl.config.checks``).
     """
     merged = OmegaConf.structured(ExperimentConfig)
     if path is not None:
@@ -55,6 +58,7 @@ def load_config(
     config = OmegaConf.to_object(merged)
     assert isinstance(config, ExperimentConfig)
     check_bounds(config)
+    check_consistency(config)
     return config
 
 
@@ -68,7 +72,9 @@ def parse_override(item: str) -> tuple[str, Any]:
             "e.g. data.num_frames=16"
         )
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml_unique.safe_load(raw, root=key) if raw.strip() else ""
+    except yaml_unique.DuplicateKeyError as error:
+        raise ConfigError(f"bad override {item!r}: {error}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"bad override {item!r}: cannot parse the value ({error})") from None
     return key, value
@@ -97,28 +103,21 @@ def config_keys(node: Any = ExperimentConfig, prefix: str = "") -> list[str]:
     return keys
 
 
-def check_bounds(config: Any, prefix: str = "") -> None:
-    """Checks every field against its ``min``/``max``/``choices`` metadata and the keys that
-    name something against their owners' lists (``videotl.config.choices``)."""
-    for item in dataclasses.fields(config):
-        value = getattr(config, item.name)
-        key = f"{prefix}{item.name}"
-        if dataclasses.is_dataclass(value):
-            check_bounds(value, key + ".")
-            continue
-        bounds = item.metadata
-        if value is None:
-            continue
-        if "min" in bounds and value < bounds["min"]:
-            raise ConfigError(f"config key {key!r} must be >= {bounds['min']}, got {value!r}")
-        if "max" in bounds and value > bounds["max"]:
-            raise ConfigError(f"config key {key!r} must be <= {bounds['max']}, got {value!r}")
-        if "choices" in bounds and value not in bounds["choices"]:
-            choices = ", ".join(repr(c) for c in bounds["choices"])
-            raise ConfigError(f"config key {key!r} must be one of {choices}, got {value!r}")
-        error = choice_error(key, value)
-        if error is not None:
-            raise ConfigError(error)
+def check_bounds(config: ExperimentConfig) -> None:
+    """Checks every key against its field's metadata bounds (``min``, ``max``, ``choices``,
+    ``length``, ``order``, finiteness, ...; see ``videotl.config.checks``) and the keys that name
+    something against their owners' lists (``videotl.config.choices``)."""
+    error = bounds_error(config)
+    if error is not None:
+        raise ConfigError(error)
+
+
+def check_consistency(config: ExperimentConfig) -> None:
+    """Checks across keys (``data.train_crop_size`` against ``data.train_jitter_scales``); run
+    after ``check_bounds``, so every key is valid on its own."""
+    error = consistency_error(config)
+    if error is not None:
+        raise ConfigError(error)
 
 
 def _read_with_bases(path: Path, seen: tuple[Path, ...]) -> Iterable[tuple[str, dict]]:
@@ -130,15 +129,28 @@ def _read_with_bases(path: Path, seen: tuple[Path, ...]) -> Iterable[tuple[str, 
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        values = yaml_unique.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml_unique.DuplicateKeyError as error:
+        raise ConfigError(f"config file {path}: {error}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"cannot parse config file {path}: {error}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys, not {type(values)}")
-    bases = values.pop(BASE_KEY, [])
-    for base in [bases] if isinstance(bases, str) else bases:
+    for base in _base_files(values, path):
         yield from _read_with_bases(path.parent / base, (*seen, resolved))
     yield str(path), values
+
+
+def _base_files(values: dict, path: Path) -> list[str]:
+    """Pops the ``_base_`` entry of ``path``'s mapping ``values``: one file or a list of files."""
+    bases = values.pop(BASE_KEY, [])
+    files = [bases] if isinstance(bases, str) else bases
+    if not isinstance(files, list) or not all(isinstance(f, str) and f.strip() for f in files):
+        raise ConfigError(
+            f"config key {BASE_KEY!r} in {path} must be a file name or a list of file names "
+            f"(non-empty strings, relative to {path.parent}), got {bases!r}"
+        )
+    return files
 
 
 def _nest(key: str, value: Any) -> dict:
@@ -188,13 +200,15 @@ def _type_message(error: ValidationError, values: dict, source: str) -> str:
 
 
 def _expected_type(key: str) -> str:
+    """What ``key``'s value must be, in words: ``data.mean`` -> "a list of numbers",
+    ``data.mean[0]`` -> "a number", ``model.reducer_layers`` -> "a list of integers or null"."""
     node: Any = ExperimentConfig
-    parts = re.sub(r"\[\d+\]", "", key).split(".")
-    for part in parts:
-        if not dataclasses.is_dataclass(node):
-            break
-        node = _resolve_type(node, part)
-    return getattr(node, "__name__", str(node))
+    for part in re.findall(r"\[\d+\]|[^.\[\]]+", key):
+        if part.startswith("["):
+            node = list_item_type(node)
+        elif dataclasses.is_dataclass(node):
+            node = _resolve_type(node, part)
+    return type_words(node)
 
 
 def _resolve_type(cls: Any, name: str) -> Any:

@@ -2,10 +2,13 @@
 
 YAML files and ``key=value`` overrides are validated against these classes: an unknown key, a
 value of the wrong type, or one outside a field's ``metadata`` bounds (``min``, ``max``,
-``choices``) is an error naming the key. Keys whose value names something another module owns
-(a decoder backend, a registered model, reducer or dataset, an aggregation, a precision) are
-checked against that module's own list (``videotl.config.choices``), never a copy here. Keys
-are lowercase and dotted (``model.name``, ``data.num_frames``, ``output_dir``).
+``choices``; for lists also ``length`` and ``order``; every float finite: see
+``videotl.config.checks``) is an error naming the key. Keys whose value names something another
+module owns (a decoder backend, a registered model, reducer or dataset, an aggregation, a
+precision) are checked against that module's own list (``videotl.config.choices``), never a copy
+here. Checks across keys (the training crop within the scale jitter) follow
+(``videotl.config.checks.consistency_error``). Keys are lowercase and dotted (``model.name``,
+``data.num_frames``, ``output_dir``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ from typing import Any, List, Optional
 def _field(default: Any, **bounds: Any) -> Any:
     """A dataclass field with validation bounds in its metadata."""
     return field(default=default, metadata=bounds)
+
+
+def _list_field(default: List[Any], **bounds: Any) -> Any:
+    """A list field (a fresh copy of ``default`` per instance) with bounds on its values."""
+    return field(default_factory=lambda: list(default), metadata=bounds)
 
 
 @dataclass
@@ -43,8 +51,9 @@ class ModelConfig:
     # ... the blocks (from 0, increasing) at which reducers act (null: the model's own, e.g. [6]
     # for *_tl8at6; []: none), and the tokens per temporal index each leaves (ATS: its maximum
     # K), one value for all layers or one per layer (null: the model's own).
-    reducer_layers: Optional[List[int]] = None
-    reducer_tokens: Optional[List[int]] = None
+    # Whether an index is below the model's depth is checked when the model is built.
+    reducer_layers: Optional[List[int]] = _field(None, min=0, order="increasing")
+    reducer_tokens: Optional[List[int]] = _field(None, min=1)
     # ... Token Pooling (token_pooling*): clustering iterations after the top-K initialisation.
     clustering_iterations: int = _field(5, min=0)
     # ViT/ViViT: dropout on attention weights; stochastic depth rate of the last block.
@@ -61,8 +70,9 @@ class DataConfig:
     """Input clips and the dataset they come from (see docs/DATASETS.md)."""
 
     num_frames: int = _field(16, min=1)
-    # Training crop side; ViT/ViViT lay out their position embeddings for it (other input sizes
-    # get interpolated ones).
+    # Training crop side, at most the smaller of train_jitter_scales; ViT/ViViT lay out their
+    # position embeddings for it (other input sizes get interpolated ones). Testing resizes the
+    # short side to test_crop_size and takes square crops of that side: any positive size.
     train_crop_size: int = _field(224, min=1)
     test_crop_size: int = _field(256, min=1)
     # Dataset (videotl.data.DATASETS): "kinetics", "charades" or "avid", read under `root`.
@@ -77,11 +87,12 @@ class DataConfig:
     sampling_fps: Optional[float] = _field(None, min=0.01)
     frame_stride: int = _field(4, min=1)
     # Training augmentation: short side drawn in [min, max], random crop, horizontal flip.
-    train_jitter_scales: List[int] = field(default_factory=lambda: [256, 320])
+    train_jitter_scales: List[int] = _list_field(
+        [256, 320], length=2, items="min, max", min=1, order="non-decreasing")
     random_flip: bool = True
     # Normalisation of [0, 1] pixel values, per RGB channel.
-    mean: List[float] = field(default_factory=lambda: [0.45, 0.45, 0.45])
-    std: List[float] = field(default_factory=lambda: [0.225, 0.225, 0.225])
+    mean: List[float] = _list_field([0.45, 0.45, 0.45], length=3, items="R, G, B")
+    std: List[float] = _list_field([0.225, 0.225, 0.225], length=3, items="R, G, B", above=0.0)
     # Decoding: backend, its threads per loader process, and resizing inside the decoder.
     decoder: str = "decord"
     decoder_threads: int = _field(1, min=0)
@@ -120,7 +131,9 @@ class SolverConfig:
     base_batch_size: int = _field(0, min=0)
     momentum: float = _field(0.9, min=0.0, max=1.0)
     nesterov: bool = False
-    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    # AdamW's decay rates of the gradient's first and second moments.
+    betas: List[float] = _list_field([0.9, 0.999], length=2, items="beta1, beta2", min=0.0,
+                                     below=1.0)
     weight_decay: float = _field(5e-5, min=0.0)
     warmup_epochs: float = _field(0.0, min=0.0)
     warmup_start_factor: float = _field(0.01, min=0.0, max=1.0)
@@ -184,7 +197,7 @@ class ExperimentConfig:
     solver: SolverConfig = field(default_factory=SolverConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     test: TestConfig = field(default_factory=TestConfig)
-    output_dir: str = "output"
+    output_dir: str = _field("output", nonempty=True)
     seed: int = _field(0, min=0)
     # "auto": CUDA when available (the local rank's GPU under torchrun), else CPU.
     device: str = "auto"
