@@ -196,7 +196,8 @@ class ClipDataset(Dataset):
         reader = self._open(entry, scale)
         last_error = None
         for _ in range(self.policy.clip_retries + 1):
-            indices = self.sampling.train_indices(reader.num_frames, reader.fps, generator)
+            indices = self.sampling.train_indices(reader.num_frames, reader.fps, generator,
+                                                  first_frame=reader.first_frame)
             try:
                 frames = reader.get_frames(indices)
             except VideoDecodeError as error:
@@ -241,7 +242,8 @@ class ClipDataset(Dataset):
         try:
             reader = self._open(entry, self.eval_transform.crop_size)
             indices = self.sampling.view_indices(
-                reader.num_frames, reader.fps, temporal, self.num_temporal_views
+                reader.num_frames, reader.fps, temporal, self.num_temporal_views,
+                first_frame=reader.first_frame,
             )
             frames = reader.get_frames(indices)
         except VideoDecodeError as error:

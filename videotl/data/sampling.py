@@ -16,6 +16,10 @@ Training takes one clip with a uniformly random start in ``[0, video_frames - cl
 Testing takes ``num_temporal_views`` clips with starts spaced uniformly from the first frame to
 the last possible start (one view: the centred clip); spatial crops are in ``transforms``. A test
 item's view index is ``temporal_view * num_spatial_crops + spatial_crop``.
+
+Videos whose first frames cannot be decoded (a stream cut in the middle of a group of pictures,
+``VideoReader.first_frame``) are sampled as if they began at their first decodable frame:
+``first_frame`` shifts every clip, so that no clip asks for a frame that cannot be decoded.
 """
 
 from __future__ import annotations
@@ -108,20 +112,32 @@ class ClipSampling:
         return clip_step(native_fps, self.sampling_fps, self.frame_stride)
 
     def train_indices(
-        self, video_frames: int, native_fps: float, generator: torch.Generator | None = None
+        self, video_frames: int, native_fps: float, generator: torch.Generator | None = None,
+        first_frame: int = 0,
     ) -> list[int]:
-        """One random clip."""
+        """One random clip inside ``[first_frame, video_frames)``."""
         step = self.step(native_fps)
-        start = random_clip_start(video_frames, clip_span(self.num_frames, step), generator)
-        return clip_indices(start, self.num_frames, step, video_frames)
+        frames = _decodable(video_frames, first_frame)
+        start = random_clip_start(frames, clip_span(self.num_frames, step), generator)
+        return [first_frame + i for i in clip_indices(start, self.num_frames, step, frames)]
 
     def view_indices(
-        self, video_frames: int, native_fps: float, temporal_view: int, num_temporal_views: int
+        self, video_frames: int, native_fps: float, temporal_view: int, num_temporal_views: int,
+        first_frame: int = 0,
     ) -> list[int]:
-        """Clip ``temporal_view`` of ``num_temporal_views`` uniformly spaced clips."""
+        """Clip ``temporal_view`` of ``num_temporal_views`` clips spaced uniformly over
+        ``[first_frame, video_frames)``."""
         if not 0 <= temporal_view < num_temporal_views:
             raise IndexError(f"temporal view {temporal_view} of {num_temporal_views}")
         step = self.step(native_fps)
         span = clip_span(self.num_frames, step)
-        start = uniform_clip_starts(video_frames, span, num_temporal_views)[temporal_view]
-        return clip_indices(start, self.num_frames, step, video_frames)
+        frames = _decodable(video_frames, first_frame)
+        start = uniform_clip_starts(frames, span, num_temporal_views)[temporal_view]
+        return [first_frame + i for i in clip_indices(start, self.num_frames, step, frames)]
+
+
+def _decodable(video_frames: int, first_frame: int) -> int:
+    """Frames in ``[first_frame, video_frames)``."""
+    if not 0 <= first_frame < video_frames:
+        raise ValueError(f"first decodable frame {first_frame} outside [0, {video_frames})")
+    return video_frames - first_frame
