@@ -1,6 +1,8 @@
 """Re-encoding with PyAV: decoded frames run through the same filter chain as the ``ffmpeg``
-program's (built with libavfilter), preceded by ``transpose`` / ``hflip,vflip`` filters that
-apply rotation metadata as the program does, into libx264 and an MP4 file."""
+program's (built with libavfilter), preceded by the ``transpose`` / ``hflip`` / ``vflip`` filters
+that turn them upright by their rotation metadata as the program does (display matrix, mirrored
+ones included, else a ``rotate`` tag; ``videotl.data.orientation``, the steps ``VideoReader``
+applies too), into libx264 and an MP4 file that carries no rotation metadata."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 import av
 import av.filter
 
+from videotl.data.orientation import filter_chain, frame_steps
 from videotl.prep.encode_settings import (
     EncodeError,
     EncodeSettings,
@@ -49,6 +52,7 @@ class _PyavWriter:
 
     def __init__(self, container: Any, settings: EncodeSettings, source_fps: float) -> None:
         self.container, self.settings, self.source_fps = container, settings, source_fps
+        self.source: Any = None  # the input stream (its ``rotate`` tag)
         self.graph: Any = None
         self.graph_input: tuple[int, int, str] | None = None
         self.stream: Any = None
@@ -57,6 +61,7 @@ class _PyavWriter:
         self.last_out: float | None = None  # time of the last frame encoded
 
     def transcode(self, inp: Any, stream: Any) -> int:
+        self.source = stream
         errors = 0
         for packet in inp.demux(stream):
             try:
@@ -110,7 +115,7 @@ class _PyavWriter:
         graph = av.filter.Graph()
         nodes = [graph.add_buffer(width=frame.width, height=frame.height,
                                   format=frame.format.name, time_base=frame.time_base)]
-        chain = _upright(frame.rotation) + filters(self.settings)
+        chain = filter_chain(frame_steps(frame, self.source)) + filters(self.settings)
         if self.stream is not None:  # keep the output size
             chain = [(name, {**options, "w": str(self.stream.width),
                              "h": str(self.stream.height)} if name == "scale" else options)
@@ -130,16 +135,3 @@ class _PyavWriter:
         stream.codec_context.time_base = frame.time_base
         stream.codec_context.thread_count = 1
         self.stream = stream
-
-
-def _upright(rotation: int) -> list[tuple[str, dict[str, str]]]:
-    """Filters that apply a display-matrix rotation (counter-clockwise degrees), as ffmpeg's
-    automatic rotation does."""
-    turn = (-int(rotation or 0)) % 360
-    if 45 <= turn < 135:
-        return [("transpose", {"dir": "clock"})]
-    if 135 <= turn < 225:
-        return [("hflip", {}), ("vflip", {})]
-    if 225 <= turn < 315:
-        return [("transpose", {"dir": "cclock"})]
-    return []
