@@ -18,12 +18,13 @@ import sys
 
 import torch
 
-from videotl.config import ConfigError
+from videotl.config import load_config
 from videotl.experiments.reducer_comparison import compare_reducers, markdown_report
+from videotl.files import write_text_atomic
 from videotl.models.reducers import TOKEN_REDUCERS
-from videotl.utils.checkpoint import CheckpointError
-from videotl.utils.cli import config_parser, exit_with_error, load_or_exit, registry_names
+from videotl.utils.cli import config_parser, registry_names
 from videotl.utils.distributed import select_device
+from videotl.utils.tool_errors import run_tool
 
 
 def main() -> None:
@@ -35,18 +36,14 @@ def main() -> None:
                         help="where each run writes its checkpoints and logs")
     parser.add_argument("--table", help="write the Markdown report here (default: print it)")
     args = parser.parse_args()
-    cfg = load_or_exit(args.config, args.overrides)
-    try:
-        comparison = compare_reducers(cfg, args.reducers, args.work_dir)
-    except (ConfigError, CheckpointError) as error:
-        exit_with_error(error)
+    cfg = load_config(args.config, args.overrides)
+    comparison = compare_reducers(cfg, args.reducers, args.work_dir)
     command = "python tools/compare_reducers.py " + shlex.join(sys.argv[1:])
     report = markdown_report(comparison, cfg, command, _machine(cfg.device))
     if args.table is None:
         print(report)
     else:
-        with open(args.table, "w", encoding="utf-8") as handle:
-            handle.write(report)
+        write_text_atomic(args.table, report)
         print(f"wrote {args.table}")
 
 
@@ -58,4 +55,4 @@ def _machine(device: str) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

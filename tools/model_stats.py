@@ -32,13 +32,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from videotl.config import ConfigError
+from videotl.config import ConfigError, load_config
 from videotl.experiments.ablation_variants import ABLATION_VARIANTS
 from videotl.experiments.reducer_sweep import TokenSweep, ats_kept_tokens, count_model, sweep_tokens
 from videotl.models.complexity import ModelComplexity
 from videotl.models.reducers import TOKEN_REDUCERS
 from videotl.registry import RegistryError
-from videotl.utils.cli import config_parser, exit_with_error, load_or_exit, registry_names
+from videotl.utils.cli import config_parser, registry_names
+from videotl.utils.tool_errors import run_tool
 
 
 def format_table(stats: ModelComplexity, title: str) -> str:
@@ -101,22 +102,19 @@ def main() -> None:
         try:
             overrides = [*ABLATION_VARIANTS.get(args.variant).overrides, *overrides]
         except RegistryError as error:
-            exit_with_error(ConfigError(f"--variant: {error}"))
+            raise ConfigError(f"--variant: {error}") from None
     if args.ats_kept is not None and args.ats_kept < 1:
-        exit_with_error(ConfigError(f"--ats-kept must be >= 1, got {args.ats_kept}"))
-    cfg = load_or_exit(args.config, overrides)
+        raise ConfigError(f"--ats-kept must be >= 1, got {args.ats_kept}")
+    cfg = load_config(args.config, overrides)
     title = f"model {cfg.model.name} ({args.config}"
     title += f", variant {args.variant})" if args.variant is not None else ")"
-    try:
-        if args.tokens is not None:
-            sweep = sweep_tokens(cfg, args.reducers or TOKEN_REDUCERS.names(), args.tokens,
-                                 args.ats_kept)
-            print(json.dumps(sweep.to_dict()) if args.json else format_sweep(sweep, title))
-            return
-        stats = count_model(cfg, args.ats_kept)
-        kept = ats_kept_tokens(cfg, args.ats_kept)
-    except ConfigError as error:
-        exit_with_error(error)
+    if args.tokens is not None:
+        sweep = sweep_tokens(cfg, args.reducers or TOKEN_REDUCERS.names(), args.tokens,
+                             args.ats_kept)
+        print(json.dumps(sweep.to_dict()) if args.json else format_sweep(sweep, title))
+        return
+    stats = count_model(cfg, args.ats_kept)
+    kept = ats_kept_tokens(cfg, args.ats_kept)
     if args.json:
         out = stats.to_dict()
         if kept:
@@ -138,4 +136,4 @@ def _counts(text: str) -> list[int]:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -11,11 +11,11 @@ Example:
 
 from __future__ import annotations
 
-from videotl.config import ConfigError
+from videotl.config import load_config
 from videotl.experiments.ablation import run_variants, write_tables
 from videotl.experiments.ablation_variants import ABLATION_VARIANTS
-from videotl.registry import RegistryError
-from videotl.utils.cli import config_parser, exit_with_error, load_or_exit
+from videotl.utils.cli import config_parser
+from videotl.utils.tool_errors import run_tool
 
 
 def main() -> None:
@@ -27,14 +27,11 @@ def main() -> None:
     parser.add_argument("--csv", default=None, help="CSV file (default: in output root)")
     parser.add_argument("--heading", default="", help="text written above the Markdown table")
     args = parser.parse_args()
-    load_or_exit(args.config, args.overrides)  # config errors before any training
+    load_config(args.config, args.overrides)  # config errors before any training
     names = (ABLATION_VARIANTS.names() if args.variants == "all"
              else [n.strip() for n in args.variants.split(",") if n.strip()])
-    try:
-        variants = [(name, ABLATION_VARIANTS.get(name).overrides) for name in names]
-        results = run_variants(args.config, variants, args.overrides, args.output_root)
-    except (RegistryError, ConfigError) as error:
-        exit_with_error(error)
+    variants = [(name, ABLATION_VARIANTS.get(name).overrides) for name in names]
+    results = run_variants(args.config, variants, args.overrides, args.output_root)
     markdown = args.markdown or f"{args.output_root}/ablations.md"
     csv_path = args.csv or f"{args.output_root}/ablations.csv"
     write_tables(results, markdown, csv_path, args.heading)
@@ -43,4 +40,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -15,22 +15,19 @@ from __future__ import annotations
 
 import json
 
-from videotl.config import ConfigError
+from videotl.config import load_config
 from videotl.engine.run import train
-from videotl.utils.checkpoint import CheckpointError
-from videotl.utils.cli import config_parser, exit_with_error, load_or_exit
+from videotl.utils.cli import config_parser
 from videotl.utils.distributed import is_main_process, shutdown_distributed
+from videotl.utils.tool_errors import run_tool
 
 
 def main() -> None:
     args = config_parser(__doc__).parse_args()
-    cfg = load_or_exit(args.config, args.overrides)
-    main_process = True
+    cfg = load_config(args.config, args.overrides)
     try:
         metrics = train(cfg)
         main_process = is_main_process()
-    except (ConfigError, CheckpointError) as error:
-        exit_with_error(error)
     finally:
         shutdown_distributed()
     if main_process and metrics:
@@ -40,4 +37,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

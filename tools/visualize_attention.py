@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import logging
 
-from videotl.config import ConfigError
-from videotl.data import AnnotationError, VideoDecodeError
-from videotl.utils.checkpoint import CheckpointError
-from videotl.utils.cli import config_parser, exit_with_error, load_or_exit
+from videotl.config import load_config
+from videotl.errors import InputError
+from videotl.utils.cli import config_parser
+from videotl.utils.tool_errors import run_tool
 from videotl.visualization import visualize
 from videotl.visualization.attention import CROPS
 from videotl.visualization.clips import CLIP_PLANS
@@ -27,7 +27,7 @@ def token_list(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ValueError(f"--tokens expects comma-separated token numbers, got {text!r}") from None
+        raise InputError(f"--tokens expects comma-separated token numbers, got {text!r}") from None
 
 
 def main() -> None:
@@ -51,20 +51,24 @@ def main() -> None:
                         help="class-name file (default: the dataset's, under data.root)")
     parser.add_argument("--gif-scale", type=float, default=1.0, help="GIF size factor")
     args = parser.parse_args()
-    cfg = load_or_exit(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    tokens = token_list(args.tokens) if args.tokens is not None else None
     try:
-        tokens = token_list(args.tokens) if args.tokens is not None else None
         paths = visualize(
             cfg, args.checkpoint, args.video, args.out, layer=args.layer, tokens=tokens,
             class_names_file=args.class_names, gif_scale=args.gif_scale, crop=args.crop,
             clips=args.clips, start_s=args.start, duration_s=args.duration,
         )
-    except (ConfigError, CheckpointError, VideoDecodeError, AnnotationError, ValueError) as error:
-        exit_with_error(error)
+    except ValueError as error:
+        if isinstance(error, InputError):
+            raise
+        # visualize() checks the tool's own arguments (--layer, --tokens, --start...) with
+        # ValueError: bad input of this command line.
+        raise InputError(str(error)) from error
     for path in paths.values():
         print(path)
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import difflib
 from typing import Callable, Generic, Iterator, TypeVar
 
+from videotl.errors import InputError
+
 T = TypeVar("T")
 
 
-class RegistryError(KeyError):
+class RegistryError(InputError, KeyError):
     """Raised for an unknown or duplicate name; the message names it and suggests close matches."""
 
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly.

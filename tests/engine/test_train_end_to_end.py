@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from videotl.config import load_config
+from videotl.config import ConfigError, load_config
 from videotl.engine.hooks import HookBase
 from videotl.engine.log_hooks import read_metrics
 from videotl.engine.run import evaluate_checkpoint, train
@@ -53,22 +53,45 @@ def test_train_writes_every_output_and_tests(synthetic_kinetics, tmp_path):
 
 def test_interrupted_run_resumes_to_the_same_result(synthetic_kinetics, tmp_path):
     class Interrupt(HookBase):
-        def after_epoch(self):
-            if self.trainer.epoch + 1 == 1:
+        def after_step(self):
+            if self.trainer.iteration + 1 == 6:  # second step of epoch 2, after checkpoint 1
                 raise KeyboardInterrupt
 
     # Clips are drawn in loader processes: the run must not depend on their random state.
     workers = "data.num_workers=1"
     full = train(tiny_run(synthetic_kinetics, tmp_path / "full", workers))
+    cut = tmp_path / "cut"
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_run(synthetic_kinetics, tmp_path / "cut", workers), extra_hooks=[Interrupt()])
-    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "cut")] == ["epoch_0001.pth"]
+        train(tiny_run(synthetic_kinetics, cut, workers), extra_hooks=[Interrupt()])
+    assert [p.name for p in ckpt.list_checkpoints(cut)] == ["epoch_0001.pth"]
+    assert [r["iteration"] for r in read_metrics(cut / "metrics.jsonl")[0]] == [1, 2, 3, 4, 5, 6]
+    # A process killed while writing leaves its temporary files (videotl.files.atomic_write).
+    stale = [cut / "checkpoints" / ".epoch_0002.pth.4242.tmp", cut / ".config.yaml.4242.tmp"]
+    for path in stale:
+        path.write_bytes(b"partial")
+    saved_config = (cut / "config.yaml").read_text()
+    with pytest.raises(ConfigError, match=r"cannot resume from .*epoch_0001.pth: the config "
+                                          r"differs from the one it was trained with in "
+                                          r"seed: 0 -> 1; solver.base_lr: 0.003 -> 0.01\. To "
+                                          r"start afresh, choose a new output_dir or set "
+                                          r"train.auto_resume=false"):
+        train(tiny_run(synthetic_kinetics, cut, workers, "solver.base_lr=0.01", "seed=1"))
+    assert (cut / "config.yaml").read_text() == saved_config and all(p.exists() for p in stale)
     torch.manual_seed(1234)  # another process would not share this one's random state
-    resumed = train(tiny_run(synthetic_kinetics, tmp_path / "cut", workers))
+    # Keys that do not change the weights may differ.
+    resumed = train(tiny_run(synthetic_kinetics, cut, workers, "train.log_period=3"))
     assert resumed == full
+    assert not any(p.exists() for p in stale)
     a = ckpt.load_checkpoint(tmp_path / "full" / "checkpoints" / "epoch_0003.pth")["model"]
-    b = ckpt.load_checkpoint(tmp_path / "cut" / "checkpoints" / "epoch_0003.pth")["model"]
+    b = ckpt.load_checkpoint(cut / "checkpoints" / "epoch_0003.pth")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # metrics.jsonl: the records up to the checkpoint, then the resumed run's, no duplicates.
+    (full_steps, full_epochs), (cut_steps, cut_epochs) = (
+        read_metrics(tmp_path / "full" / "metrics.jsonl"), read_metrics(cut / "metrics.jsonl"))
+    assert [r["iteration"] for r in cut_steps] == list(range(1, 13))
+    assert [r["loss"] for r in cut_steps] == [r["loss"] for r in full_steps]
+    assert [(r["epoch"], r["loss"]) for r in cut_epochs] == [
+        (r["epoch"], r["loss"]) for r in full_epochs] and len(cut_epochs) == 3
 
 
 def test_test_net_reproduces_the_final_test(synthetic_kinetics, tmp_path):
@@ -95,6 +118,31 @@ def test_mismatched_classes_and_checkpoints_are_reported(synthetic_kinetics, tmp
     result = subprocess.run(command, capture_output=True, text=True, cwd=repo)
     assert result.returncode == 2 and "does not fit model" in result.stderr
     assert "Traceback" not in result.stderr
+    result = subprocess.run([*command, "--debug"], capture_output=True, text=True, cwd=repo)
+    assert result.returncode == 1 and "Traceback" in result.stderr  # --debug: the whole story
+    assert "CheckpointError: checkpoint" in result.stderr
+
+
+def test_test_net_writes_to_a_folder_of_its_own(synthetic_kinetics, tmp_path, repo):
+    cfg = tiny_run(synthetic_kinetics, tmp_path / "run", "train.epochs=1", "train.eval_period=0",
+                   "test.num_temporal_views=1")
+    train(cfg)
+    run = tmp_path / "run"
+    before = {name: (run / name).read_bytes()
+              for name in ("test_metrics.json", "test_scores.npz", "log.txt", "config.yaml")}
+    command = [sys.executable, "tools/test_net.py", "--config",
+               "configs/demo/synthetic_kinetics.yaml", "--checkpoint",
+               str(run / "checkpoints" / "epoch_0001.pth"), f"data.root={synthetic_kinetics}",
+               f"output_dir={run}", "data.num_workers=0", "data.num_frames=4",
+               "data.frame_stride=8", "data.test_crop_size=32", "test.num_temporal_views=3"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=repo)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {name: (run / name).read_bytes() for name in before} == before
+    own = run / "test" / "epoch_0001"
+    assert sorted(p.name for p in own.iterdir()) == ["config.yaml", "log.txt",
+                                                     "test_metrics.json", "test_scores.npz"]
+    assert load_config(own / "config.yaml").test.num_temporal_views == 3
+    assert json.loads((own / "test_metrics.json").read_text())["num_videos"] == 10
 
 
 # torchrun's elastic agent starts its workers as POSIX processes; the toolkit targets Linux, so
@@ -104,10 +152,11 @@ def test_two_processes_give_the_same_test_metrics_as_one(synthetic_kinetics, tmp
     cfg = tiny_run(synthetic_kinetics, tmp_path / "run", "train.epochs=1", "train.eval_period=0")
     single = train(cfg)
     weights = ckpt.last_checkpoint(tmp_path / "run")
+    # Overrides may come before the options; --out names the results folder.
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node=2", "tools/test_net.py", "--config",
-               "configs/demo/synthetic_kinetics.yaml", "--checkpoint", str(weights),
-               f"data.root={synthetic_kinetics}", f"output_dir={tmp_path / 'two'}",
+               "--nproc_per_node=2", "tools/test_net.py", f"data.root={synthetic_kinetics}",
+               "--config", "configs/demo/synthetic_kinetics.yaml", "--checkpoint", str(weights),
+               "--out", str(tmp_path / "two"),
                "data.num_workers=0", "data.num_frames=4", "data.frame_stride=8",
                "data.test_crop_size=32", "data.train_crop_size=32", "test.num_temporal_views=2",
                "test.batch_size=3"]

@@ -17,6 +17,8 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from videotl.config import yaml_unique
 from videotl.config.checks import bounds_error, consistency_error, list_item_type, type_words
 from videotl.config.schema import ExperimentConfig
+from videotl.errors import InputError
+from videotl.files import write_text_atomic
 
 BASE_KEY = "_base_"
 # Config keys that were renamed: old key -> new key. An old key is refused with its new name.
@@ -26,7 +28,7 @@ RENAMED_KEYS = {
 _KEY_PATTERN = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """A config file or override is invalid; the message names the key and the source."""
 
 
@@ -81,9 +83,9 @@ def parse_override(item: str) -> tuple[str, Any]:
 
 
 def save_config(config: ExperimentConfig, path: str | os.PathLike) -> None:
-    """Writes the resolved config as YAML (loadable again with ``load_config``)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(to_yaml(config), encoding="utf-8")
+    """Writes the resolved config as YAML (loadable again with ``load_config``), atomically: a
+    full disk leaves the previous file intact."""
+    write_text_atomic(path, to_yaml(config))
 
 
 def to_yaml(config: ExperimentConfig) -> str:

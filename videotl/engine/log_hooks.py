@@ -15,6 +15,7 @@ from typing import Any
 from tqdm import tqdm
 
 from videotl.engine.hooks import HookBase
+from videotl.files import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +64,32 @@ class MetricsHook(HookBase):
 
 
 class JsonlWriterHook(HookBase):
-    """Appends every step and epoch record to ``path`` (one JSON object per line, with "type")."""
+    """Appends every step and epoch record to ``path`` (one JSON object per line, with "type").
+
+    The file holds the records of this run's iterations only: when training starts it keeps the
+    records up to the iteration the trainer resumed from (none for a new run) and drops the rest,
+    which a killed run wrote after its last checkpoint and the resumed run writes again.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
     def before_train(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.path, "".join(self._records_up_to(self.trainer.iteration)))
         self._file = open(self.path, "a", encoding="utf-8")
+
+    def _records_up_to(self, iteration: int) -> list[str]:
+        if iteration == 0 or not self.path.is_file():
+            return []
+        kept = []
+        for line in self.path.read_text(encoding="utf-8").splitlines(keepends=True):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # the last line of a run killed mid-write
+                continue
+            if isinstance(record, dict) and record.get("iteration", 0) <= iteration:
+                kept.append(line if line.endswith("\n") else line + "\n")
+        return kept
 
     def _write(self, kind: str, record: dict[str, Any]) -> None:
         self._file.write(json.dumps({"type": kind, **record}) + "\n")

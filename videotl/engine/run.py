@@ -28,9 +28,11 @@ from videotl.engine.log_hooks import (
 from videotl.engine.losses import build_loss
 from videotl.engine.optim import build_optimizer
 from videotl.engine.precision import MixedPrecision
+from videotl.engine.resume import check_resumable
 from videotl.engine.trainer import Trainer
 from videotl.evaluation.ensemble import AGGREGATIONS
 from videotl.evaluation.evaluator import TestResult, evaluate, write_test_outputs
+from videotl.files import remove_stale_temporaries
 from videotl.models import build_model
 from videotl.utils import checkpoint as ckpt
 from videotl.utils import distributed
@@ -75,7 +77,12 @@ def train(cfg: ExperimentConfig, extra_hooks: Iterable[HookBase] = ()) -> dict[s
     Returns the final test metrics (or the last validation metrics, or {})."""
     device = _setup(cfg)
     output = Path(cfg.output_dir)
+    resume = ckpt.last_checkpoint(output) if cfg.train.auto_resume else None
+    state = ckpt.load_checkpoint(resume) if resume is not None else None
+    if state is not None:
+        check_resumable(cfg, state, resume)
     if distributed.is_main_process():
+        _remove_stale_temporaries(output)
         save_config(cfg, output / "config.yaml")
     train_loader = build_loader(cfg, "train")
     dataset = train_loader.dataset
@@ -101,9 +108,8 @@ def train(cfg: ExperimentConfig, extra_hooks: Iterable[HookBase] = ()) -> dict[s
          *extra_hooks],
         distributed.get_world_size(),
     )
-    resume = ckpt.last_checkpoint(output) if cfg.train.auto_resume else None
-    if resume is not None:
-        trainer.load_state_dict(ckpt.load_checkpoint(resume))
+    if state is not None:
+        trainer.load_state_dict(state)
         logger.info("resumed from %s (epoch %d, iteration %d)", resume, trainer.start_epoch,
                     trainer.iteration)
     logger.info("training %s on %d %s videos (%d classes), %d iterations per epoch",
@@ -115,6 +121,19 @@ def train(cfg: ExperimentConfig, extra_hooks: Iterable[HookBase] = ()) -> dict[s
         metrics = _test_and_write(cfg, model, device, precision).metrics
     distributed.barrier()
     return metrics
+
+
+def _remove_stale_temporaries(output: Path) -> None:
+    """Temporary files of atomic writes that a killed run left (``videotl.files``)."""
+    for folder in (output, output / ckpt.CHECKPOINT_DIR):
+        for path in remove_stale_temporaries(folder):
+            logger.info("removed %s, left by an interrupted write", path)
+
+
+def test_output_dir(output_dir: str | Path, checkpoint: str | Path) -> Path:
+    """Where testing ``checkpoint`` on its own writes: ``<output_dir>/test/<checkpoint name>``,
+    apart from the training run's own test results and log."""
+    return Path(output_dir) / "test" / Path(checkpoint).stem
 
 
 def scaled_learning_rate(cfg: ExperimentConfig, world_size: int) -> float:
@@ -159,9 +178,11 @@ def _training_hooks(cfg: ExperimentConfig, model: nn.Module, device: torch.devic
 
 
 def evaluate_checkpoint(cfg: ExperimentConfig, checkpoint: str | Path) -> dict[str, Any]:
-    """Multi-view test of the weights in ``checkpoint``; writes ``test_metrics.json`` and
-    ``test_scores.npz`` to ``output_dir`` and returns the metrics."""
+    """Multi-view test of the weights in ``checkpoint``; writes ``config.yaml``,
+    ``test_metrics.json`` and ``test_scores.npz`` to ``output_dir`` and returns the metrics."""
     device = _setup(cfg)
+    if distributed.is_main_process():
+        save_config(cfg, Path(cfg.output_dir) / "config.yaml")
     loader = build_loader(cfg, "test")
     _check_classes(cfg, loader.dataset)
     model = build_model(cfg)

@@ -22,6 +22,7 @@ from videotl.evaluation.metrics import (
     mean_class_accuracy,
     top_k_accuracy,
 )
+from videotl.files import atomic_write, write_text_atomic
 from videotl.utils.distributed import is_main_process
 
 logger = logging.getLogger(__name__)
@@ -122,14 +123,14 @@ def _metrics(scores: torch.Tensor, targets: torch.Tensor, multilabel: bool,
 
 def write_test_outputs(result: TestResult, output_dir: str | Path) -> tuple[Path, Path]:
     """Writes ``test_metrics.json`` and ``test_scores.npz`` (video_ids, scores, targets,
-    views) to ``output_dir``; returns their paths."""
+    views) to ``output_dir``, each atomically (a full disk leaves the previous files intact);
+    returns their paths."""
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = output_dir / "test_metrics.json"
-    metrics_path.write_text(
-        json.dumps({**result.metrics, "failed_videos": result.failed_videos}, indent=2) + "\n"
-    )
+    write_text_atomic(metrics_path, json.dumps(
+        {**result.metrics, "failed_videos": result.failed_videos}, indent=2) + "\n")
     scores_path = output_dir / "test_scores.npz"
-    np.savez_compressed(scores_path, video_ids=np.array(result.video_ids), scores=result.scores,
-                        targets=result.targets, views=result.views)
+    with atomic_write(scores_path, "wb") as handle:
+        np.savez_compressed(handle, video_ids=np.array(result.video_ids), scores=result.scores,
+                            targets=result.targets, views=result.views)
     return metrics_path, scores_path

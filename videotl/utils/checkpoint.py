@@ -23,6 +23,9 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from videotl.errors import InputError
+from videotl.files import atomic_write
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
@@ -33,7 +36,7 @@ CONTAINER_KEYS = ("state_dict", "model", "module")
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError, ValueError):
     """A checkpoint cannot be read or does not fit the model; the message names the file (and
     the key, where one is at fault)."""
 
@@ -57,19 +60,10 @@ def last_checkpoint(output_dir: str | os.PathLike) -> Path | None:
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
-    """Writes to a temporary file in the same folder, flushes it to disk, then renames it: a run
-    killed at any moment leaves either the previous file or the complete new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    """Writes atomically (``videotl.files.atomic_write``): a run killed at any moment, or a full
+    disk, leaves either the previous file or the complete new one."""
+    with atomic_write(path, "wb") as handle:
+        torch.save(state, handle)
 
 
 def prune_checkpoints(output_dir: str | os.PathLike, keep: int) -> None:

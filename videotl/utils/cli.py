@@ -1,5 +1,5 @@
 """Argument parsing shared by the scripts in ``tools/`` (``--config CFG [key=value ...]``) and in
-``data_prep/`` (the video-list arguments)."""
+``data_prep/`` (the video-list arguments); how they end on errors: ``tool_errors.run_tool``."""
 
 from __future__ import annotations
 
@@ -12,11 +12,28 @@ from videotl.config import ConfigError, ExperimentConfig, load_config
 from videotl.registry import Registry
 
 
-def config_parser(description: str) -> argparse.ArgumentParser:
-    """A parser with ``--config`` and trailing ``key=value`` overrides."""
-    parser = argparse.ArgumentParser(
+class ToolParser(argparse.ArgumentParser):
+    """An argument parser whose positional arguments (``key=value`` overrides, paths) may stand
+    anywhere on the command line: before, between or after the options."""
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        return self.parse_intermixed_args(args, namespace)
+
+
+def tool_parser(description: str) -> ToolParser:
+    """A parser for a script in ``tools/`` or ``data_prep/``, with ``--debug`` (tracebacks;
+    see ``videotl.utils.tool_errors.run_tool``)."""
+    parser = ToolParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also: VIDEOTL_DEBUG=1)")
+    return parser
+
+
+def config_parser(description: str) -> ToolParser:
+    """A tool parser with ``--config`` and ``key=value`` overrides anywhere."""
+    parser = tool_parser(description)
     parser.add_argument("--config", required=True, help="experiment YAML file")
     parser.add_argument(
         "overrides", nargs="*", metavar="key=value",

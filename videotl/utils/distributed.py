@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from videotl.config import ConfigError
+
 
 def init_distributed(device: torch.device) -> None:
     """Joins the process group when launched by torchrun (no-op otherwise or if joined)."""
@@ -57,7 +59,8 @@ def select_device(name: str) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError(f"device={name!r} was asked for but CUDA is not available")
+            raise ConfigError(f"device={name!r}: CUDA is not available on this machine; "
+                              "use device=cpu or device=auto")
         torch.cuda.set_device(device)
     return device
 
