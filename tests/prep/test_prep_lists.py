@@ -3,6 +3,7 @@ the files the loaders read, with missing and unlisted videos reported."""
 
 import csv
 import json
+import logging
 import shutil
 
 import pytest
@@ -10,9 +11,11 @@ from data_helpers import small_data_config
 from release_helpers import kinetics_release, load_script, synthetic_rows
 
 from videotl.data import build_dataset
+from videotl.data.charades import read_charades_classes, read_charades_csv
 from videotl.data.kinetics import KINETICS
-from videotl.data.lists import AnnotationError, read_video_list
+from videotl.data.lists import AnnotationError, apply_exclusions, read_exclusions, read_video_list
 from videotl.prep.avid import read_avid_annotations
+from videotl.prep.charades import prepare_charades
 from videotl.prep.kinetics import read_kinetics_annotations
 from videotl.prep.single_label import Annotation, write_single_label_lists
 
@@ -200,3 +203,72 @@ def test_hostile_file_names_survive_the_lists(tmp_path):
     assert all(entry.path == str(videos / name) for entry, name in zip(entries, names))
     assert [path for path, _ in report.unusable] == [" lead.mp4", "#hash.mp4"]
     assert report.splits["train"].missing == ["#hash", " lead"]
+
+
+def test_missing_names_written_by_the_list_scripts_read_back(tmp_path):
+    """Names that a plain line cannot hold ('#...', white space at an end) are quoted in
+    missing_videos.txt, so it serves as data.exclude_file whatever the names."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    keys = ["#hash", " lead", "trail ", "plain", "#"]
+    annotations = {"train": [Annotation(key, "c", (key,), f"x:{n}") for n, key in
+                             enumerate(keys)]}
+    write_single_label_lists(KINETICS, annotations, videos, tmp_path / "out")
+    missing = tmp_path / "out" / "missing_videos.txt"
+    assert read_exclusions(missing) == keys
+    assert missing.read_text().splitlines()[:2] == ["# train", '"#hash"']
+
+
+def test_charades_ids_that_look_like_comments_are_excluded(synthetic_charades, tmp_path):
+    release = tmp_path / "Charades"
+    release.mkdir()
+    for name in ("Charades_v1_classes.txt", "Charades_v1_test.csv"):
+        shutil.copyfile(synthetic_charades / name, release / name)
+    ids = ["#AB12C", "X\nY", "it's, \"odd\"", "vidéo\\1", "PLAIN"]
+    with (release / "Charades_v1_train.csv").open("w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["id", "subject", "scene", "quality", "relevance", "verified", "script",
+                         "objects", "descriptions", "actions", "length"])
+        writer.writerows([video_id, "S", "room", 7, 7, "Yes", "s", "o", "d", "c001 1.0 2.0", 10]
+                         for video_id in ids)
+    videos = tmp_path / "videos"  # no video at all: every id is missing
+    videos.mkdir()
+    output = tmp_path / "charades"
+    report = prepare_charades(release, videos, output)
+    assert report.missing["Charades_v1_train.csv"] == ids
+    excluded = read_exclusions(output / "missing_videos.txt")
+    assert excluded[:len(ids)] == ids
+    entries = read_charades_csv(output / "Charades_v1_train.csv", videos,
+                                read_charades_classes(output / "Charades_v1_classes.txt")[1])
+    kept, dropped = apply_exclusions(entries, "missing_videos.txt", str(output), "train")
+    assert kept == [] and dropped == ids
+
+
+def test_repeated_annotations_are_counted(tmp_path, caplog):
+    annotations = tmp_path / "train.csv"
+    annotations.write_text("label,youtube_id,time_start,time_end,split\n"
+                           "juggling,abc,0,10,train\njuggling,abc,0,10,train\n")
+    (tmp_path / "videos").mkdir()
+    with caplog.at_level(logging.WARNING):
+        report = write_single_label_lists(
+            KINETICS, {"train": read_kinetics_annotations(annotations)}, tmp_path / "videos",
+            tmp_path / "out")
+    assert report.splits["train"].repeated == ["abc_000000_000010"]
+    assert "1 annotated again, first annotation used" in report.summary()
+    assert [r.message for r in caplog.records if "annotated more than once" in r.message] == [
+        "train: 1 videos annotated more than once, first annotation used "
+        "(e.g. ['abc_000000_000010'])"]
+
+
+def test_release_files_with_a_byte_order_mark(tmp_path):
+    bom = "\ufeff"
+    (tmp_path / "avid_train.json").write_text(bom + json.dumps({"a.mp4": "x"}), encoding="utf-8")
+    [avid] = read_avid_annotations(tmp_path / "avid_train.json")
+    assert (avid.key, avid.label) == ("a.mp4", "x")
+    (tmp_path / "val.json").write_text(bom + json.dumps(
+        {"abc": {"annotations": {"label": "x", "segment": [1.0, 2.0]}}}), encoding="utf-8")
+    [kinetics] = read_kinetics_annotations(tmp_path / "val.json")
+    assert (kinetics.key, kinetics.label) == ("abc_000001_000002", "x")
+    (tmp_path / "train.csv").write_bytes(b"label,youtube_id,time_start,time_end\nx,\xff,0,1\n")
+    with pytest.raises(AnnotationError, match=r"train\.csv:2: not UTF-8 text"):
+        read_kinetics_annotations(tmp_path / "train.csv")

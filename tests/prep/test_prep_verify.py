@@ -10,6 +10,7 @@ from release_helpers import load_script
 from video_files import truncated_copy
 
 from videotl.data import build_dataset
+from videotl.data.lists import read_exclusions
 from videotl.prep import verify
 from videotl.prep.progress import listed_files
 from videotl.prep.verify import VideoCheck, check_video
@@ -108,3 +109,18 @@ def test_summary_lists_at_most_limit_files_and_counts_the_rest():
     assert listed_files("unreadable", items, limit=2) == [
         "unreadable:", "  v0.mp4: no frames", "  v1.mp4: no frames", "  ... and 3 more"]
     assert listed_files("notes", [], limit=2) == []
+
+
+def test_exclusion_list_gives_back_any_id(tmp_path):
+    """Charades ids are any CSV field: one starting with '#' or holding a line break is quoted,
+    not read back as a comment or as two ids; so are the names of the previous list."""
+    previous = ["#old", "old\nbroken", " spaced "]
+    unreadable = [("#AB12C", "not a readable video\ncontainer"), ("X\nY", "no frames"),
+                  ("\"quoted\"", "timed out"), ("plain.mp4", "x"), ("vidéo, 日本", "y")]
+    path = tmp_path / "unreadable.txt"
+    verify.write_exclusions(path, verify.Verification(5, unreadable, [], []), previous,
+                            "known_bad.txt")
+    assert read_exclusions(path) == previous + [video_id for video_id, _ in unreadable]
+    lines = path.read_text().splitlines()
+    assert lines[lines.index("plain.mp4") - 1] == "# x"
+    assert lines[lines.index('"#AB12C"') - 1] == "# not a readable video container"

@@ -15,9 +15,17 @@ their maximum (``view_aggregation = "max"``), as in the paper's "merging their o
 from __future__ import annotations
 
 import csv
+import io
+import math
 from pathlib import Path
 
-from videotl.data.lists import AnnotationError, VideoEntry, require_file, video_folder
+from videotl.data.lists import (
+    AnnotationError,
+    IgnoredLines,
+    VideoEntry,
+    read_text,
+    video_folder,
+)
 from videotl.data.registry import DatasetSpec, VideoList, register_dataset
 
 # The columns of the official CSVs, in order (the loader needs ``id`` and ``actions``).
@@ -27,7 +35,7 @@ COLUMNS = ("id", "subject", "scene", "quality", "relevance", "verified", "script
 
 def read_charades_classes(path: Path) -> tuple[list[str], dict[str, int]]:
     """``(names, {"c000": 0, ...})`` from lines ``c000 Holding some clothes``."""
-    text = require_file(path, "Charades class list").read_text(encoding="utf-8")
+    text = read_text(path, "Charades class list")
     names, index_of = [], {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -73,28 +81,57 @@ def parse_actions(
             start, end = float(fields[1]), float(fields[2])
         except ValueError:
             raise AnnotationError(f"{where}: bad times in action {part.strip()!r}") from None
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise AnnotationError(f"{where}: bad times in action {part.strip()!r}")
         actions.append((index_of[fields[0]], start, end))
     return tuple(actions)
 
 
 def read_charades_csv(path: Path, folder: Path, index_of: dict[str, int]) -> list[VideoEntry]:
-    """Videos of an official Charades CSV, each with its timed actions."""
-    with require_file(path, "Charades annotation file").open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in ("id", "actions") if c not in (reader.fieldnames or [])]
-        if missing:
-            raise AnnotationError(f"{path}: missing columns {missing}; expected {list(COLUMNS)}")
-        entries = []
-        for row in reader:
-            video_id = (row["id"] or "").strip()
-            where = f"{path}:{reader.line_num} (id {video_id})"
-            if not video_id:
-                raise AnnotationError(f"{where}: empty id")
-            actions = parse_actions(row["actions"] or "", index_of, where)
-            entries.append(VideoEntry(str(folder / f"{video_id}.mp4"), video_id, actions=actions))
+    """Videos of an official Charades CSV, each with its timed actions (an empty ``actions``
+    field is a video without actions, kept). A row repeating an earlier id with the same
+    actions is left out and reported in one warning.
+
+    Raises:
+        AnnotationError: missing columns, a row with too few or too many fields, an empty id,
+            a bad action, an id repeated with other actions, or no rows (naming file and line).
+    """
+    # newline="": quoted fields (descriptions) may hold line breaks, as csv expects.
+    reader = csv.DictReader(io.StringIO(read_text(path, "Charades annotation file"), newline=""))
+    missing = [c for c in ("id", "actions") if c not in (reader.fieldnames or [])]
+    if missing:
+        raise AnnotationError(f"{path}: missing columns {missing}; expected {list(COLUMNS)}")
+    entries: list[VideoEntry] = []
+    first_row: dict[str, int] = {}  # id -> index in entries
+    ignored = IgnoredLines(path)
+    for row in reader:
+        video_id = (row["id"] or "").strip()
+        where = f"{path}:{reader.line_num} (id {video_id})"
+        _check_fields(row, len(reader.fieldnames or ()), where)
+        if not video_id:
+            raise AnnotationError(f"{where}: empty id")
+        entry = VideoEntry(str(folder / f"{video_id}.mp4"), video_id,
+                           actions=parse_actions(row["actions"], index_of, where))
+        if video_id in first_row:
+            if entries[first_row[video_id]].actions != entry.actions:
+                raise AnnotationError(f"{where}: id {video_id!r} repeated with other actions")
+            ignored.add(reader.line_num, "repeated ids", video_id)
+            continue
+        first_row[video_id] = len(entries)
+        entries.append(entry)
+    ignored.report()
     if not entries:
         raise AnnotationError(f"{path}: no videos")
     return entries
+
+
+def _check_fields(row: dict, expected: int, where: str) -> None:
+    """A row shorter than the header would lose its actions, a longer one (an unquoted comma)
+    would shift them: both are errors, never read as 'no actions'."""
+    count = expected + len(row.get(None) or ()) - sum(value is None for value in row.values())
+    if count != expected:
+        raise AnnotationError(f"{where}: {count} fields, expected {expected} as in the header "
+                              "(a comma in an unquoted field?)")
 
 
 @register_dataset(CHARADES)

@@ -2,7 +2,8 @@
 preparing means checking them with the loader's own parsers, copying them into ``data.root``,
 and matching the annotated ids to ``<video_dir>/<id>.mp4``.
 
-Annotated videos without a file are written, one id per line, to ``missing_videos.txt``: an
+Annotated videos without a file are written, one id per line (quoted where an id would not read
+back from a plain line: ``videotl.data.lists.name_line``), to ``missing_videos.txt``: an
 exclusion list (``data.exclude_file``) that keeps the loaders from trying them.
 """
 
@@ -14,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from videotl.data.charades import CHARADES, read_charades_classes, read_charades_csv
+from videotl.data.lists import Comment
 from videotl.prep.files import (
     MISSING_FILE,
     UNLISTED_FILE,
     find_videos,
     video_dir_setting,
-    write_lines,
+    write_name_list,
 )
 
 
@@ -76,9 +78,11 @@ def prepare_charades(
                             {name: len(videos) for name, videos in entries.items()}, missing,
                             [path for path in files if path not in annotated])
     _copy_release(annotation_dir, output)
-    write_lines(output / MISSING_FILE,
-                [line for name, ids in missing.items() if ids for line in [f"# {name}", *ids]])
-    write_lines(output / UNLISTED_FILE, report.unlisted)
+    # Name lists: an id starting with '#' or holding a line break is quoted, not a comment.
+    write_name_list(output / MISSING_FILE,
+                    [item for name, ids in missing.items() if ids
+                     for item in [Comment(name), *ids]])
+    write_name_list(output / UNLISTED_FILE, report.unlisted)
     return report
 
 

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
+from videotl.data.lists import Comment, name_list_text
+
 VIDEO_EXTENSIONS = frozenset({
     ".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".flv", ".3gp", ".mpg", ".mpeg", ".ts",
     ".wmv", ".ogv",
@@ -46,8 +48,9 @@ def find_videos(folder: str | os.PathLike) -> list[str]:
 
 
 def unlistable_reason(path: str) -> str | None:
-    """Why ``path`` cannot be written as one line of a video or exclusion list (None if it
-    can): those lists are read line by line, stripped, with ``#`` starting a comment."""
+    """Why ``path`` cannot be written as one line of a video list (None if it can): those lists
+    are read line by line, stripped, with ``#`` starting a comment. (Name lists such as
+    exclusion lists quote such names: ``videotl.data.lists.name_line``.)"""
     if "\n" in path or "\r" in path:
         return "the name contains a line break"
     if path != path.strip():
@@ -83,6 +86,12 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_lines(path: Path, lines: Iterable[str]) -> None:
     write_text_atomic(path, "".join(f"{line}\n" for line in lines))
+
+
+def write_name_list(path: Path, items: Iterable[str | Comment]) -> None:
+    """Writes a name list (exclusion list, missing or unlisted videos) in the one format that
+    ``videotl.data.lists.read_name_list`` reads back: any name, ``#`` comments."""
+    write_text_atomic(path, name_list_text(items))
 
 
 def video_dir_setting(video_dir: Path, root: Path) -> str:

@@ -15,12 +15,12 @@ MMAction2 give trimmed clips) or, failing that, ``<youtube_id>``.
 from __future__ import annotations
 
 import csv
-import json
+import io
 import math
 from pathlib import Path
 from typing import Any
 
-from videotl.data.lists import AnnotationError, require_file
+from videotl.data.lists import AnnotationError, parse_json, read_text, require_file
 from videotl.prep.single_label import Annotation
 
 REQUIRED_COLUMNS = ("youtube_id", "time_start", "time_end")
@@ -44,28 +44,24 @@ def read_kinetics_annotations(path: Path) -> list[Annotation]:
 
 
 def _from_csv(path: Path) -> list[Annotation]:
-    with path.open(newline="", encoding="utf-8-sig") as stream:
-        reader = csv.DictReader(stream)
-        columns = [c.strip() for c in reader.fieldnames or []]
-        reader.fieldnames = columns
-        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-        if missing:
-            raise AnnotationError(f"{path}: missing columns {missing}; expected a header "
-                                  "'label,youtube_id,time_start,time_end,split'")
-        annotations = []
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            label = (row.get("label") or "").strip() or None
-            annotations.append(_annotation(row["youtube_id"], row["time_start"],
-                                           row["time_end"], label, where))
+    reader = csv.DictReader(io.StringIO(read_text(path, "Kinetics annotation file"), newline=""))
+    columns = [c.strip() for c in reader.fieldnames or []]
+    reader.fieldnames = columns
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise AnnotationError(f"{path}: missing columns {missing}; expected a header "
+                              "'label,youtube_id,time_start,time_end,split'")
+    annotations = []
+    for row in reader:
+        where = f"{path}:{reader.line_num}"
+        label = (row.get("label") or "").strip() or None
+        annotations.append(_annotation(row["youtube_id"], row["time_start"],
+                                       row["time_end"], label, where))
     return annotations
 
 
 def _from_json(path: Path) -> list[Annotation]:
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise AnnotationError(f"{path}: not valid JSON ({error})") from None
+    content = parse_json(read_text(path, "Kinetics annotation file"), path)
     if not isinstance(content, dict):
         raise AnnotationError(f"{path}: expected an object {{youtube_id: {{...}}}}")
     annotations = []

@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 
 from videotl.data import DatasetSpec
 from videotl.data.dataset import SPLITS
-from videotl.data.lists import AnnotationError, read_class_names, read_video_list
+from videotl.data.lists import AnnotationError, Comment, read_class_names, read_video_list
 from videotl.prep.files import (
     MISSING_FILE,
     UNLISTED_FILE,
@@ -28,6 +28,7 @@ from videotl.prep.files import (
     unlistable_reason,
     video_dir_setting,
     write_lines,
+    write_name_list,
 )
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class SplitLists:
     rows: list[tuple[str, int]] = field(default_factory=list)  # (path, class index)
     missing: list[str] = field(default_factory=list)  # keys without a video file
     unlabelled: int = 0  # annotations without a label (not listed)
+    repeated: list[str] = field(default_factory=list)  # keys annotated again (first one used)
     copied_from: str | None = None  # e.g. "val" when test.csv repeats val.csv
 
 
@@ -89,6 +91,9 @@ class PrepReport:
                 line += f"; {len(lists.missing)} annotated videos missing"
             if lists.unlabelled:
                 line += f"; {lists.unlabelled} without a label, not listed"
+            if lists.repeated:
+                line += (f"; {len(lists.repeated)} annotated again, first annotation used "
+                         f"(e.g. {lists.repeated[0]!r})")
             lines.append(line)
         missing = sum(len(lists.missing) for lists in self.splits.values())
         if missing:
@@ -179,6 +184,7 @@ def _match(annotations: Sequence[Annotation], by_stem: dict[str, str],
     lists, seen = SplitLists(), set()
     for annotation in annotations:
         if annotation.key in seen:
+            lists.repeated.append(annotation.key)
             continue
         seen.add(annotation.key)
         if annotation.label is None:
@@ -206,12 +212,16 @@ def _write(report: PrepReport) -> None:
                     or [f"# no {split} videos found"])
         if lists.rows:
             _check_readable(list_path, report, lists)
-    missing = [line for split, lists in report.splits.items() if lists.missing and
-               not lists.copied_from for line in [f"# {split}", *lists.missing]]
-    write_lines(output / MISSING_FILE, missing)
-    write_lines(output / UNLISTED_FILE, report.unlisted)
+    missing = [item for split, lists in report.splits.items() if lists.missing and
+               not lists.copied_from for item in [Comment(split), *lists.missing]]
+    write_name_list(output / MISSING_FILE, missing)
+    write_name_list(output / UNLISTED_FILE, report.unlisted)
     for path, reason in report.unusable:
         logger.warning("skipped %r: %s", path, reason)
+    for split, lists in report.splits.items():
+        if lists.repeated and not lists.copied_from:
+            logger.warning("%s: %d videos annotated more than once, first annotation used "
+                           "(e.g. %s)", split, len(lists.repeated), lists.repeated[:3])
 
 
 def _check_readable(list_path: Path, report: PrepReport, lists: SplitLists) -> None:

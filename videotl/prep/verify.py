@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from videotl.data import build_dataset
-from videotl.data.lists import read_exclusions
+from videotl.data.lists import Comment, read_exclusions
 from videotl.data.video_reader import VideoDecodeError, VideoReader
-from videotl.prep.files import write_lines
+from videotl.prep.files import write_name_list
 from videotl.prep.pool import run_tasks
 from videotl.prep.progress import listed_files
 
@@ -152,14 +152,16 @@ def previous_exclusions(cfg: Any) -> list[str]:
 
 def write_exclusions(path: Path, verification: Verification,
                      previous: Sequence[str] = (), previous_file: str = "") -> None:
-    """Writes the unreadable videos (each after a ``# reason`` comment) after the lines of the
-    previous exclusion list, in the format ``data.exclude_file`` reads."""
-    lines = [f"# Videos that failed verification with the training reader ({date.today()}).",
-             "# Use as data.exclude_file; lines starting with '#' are comments."]
+    """Writes the unreadable videos (each after a ``# reason`` comment) after the names of the
+    previous exclusion list, as a name list (``videotl.data.lists``) that ``data.exclude_file``
+    reads back unchanged, whatever the names."""
+    items: list[str | Comment] = [
+        Comment(f"Videos that failed verification with the training reader ({date.today()})."),
+        Comment("Use as data.exclude_file; lines starting with '#' are comments, a name in "
+                "double quotes is a JSON string.")]
     if previous:
-        lines.append(f"# Excluded before, by {previous_file or 'data.exclude_file'}:")
-        lines.extend(previous)
+        items.append(Comment(f"Excluded before, by {previous_file or 'data.exclude_file'}:"))
+        items.extend(previous)
     for video_id, reason in verification.unreadable:
-        lines.append("# " + " ".join(reason.split()))
-        lines.append(video_id)
-    write_lines(Path(path), lines)
+        items += [Comment(reason), video_id]
+    write_name_list(Path(path), items)
