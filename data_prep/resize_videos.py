@@ -13,7 +13,10 @@ was as fast or faster in benchmarks/resize_encoders.py (see BENCHMARKS.md).
     checked, so an interrupted run never leaves a partial file under a final name;
   * safe names: no shell is involved; any file name works;
   * failures (unreadable source, time-out, crash) are listed at the end with their reasons and
-    in OUTPUT/resize_failures.txt; the exit status is then 1.
+    in OUTPUT/resize_failures.txt; the exit status is then 1;
+  * nothing passed over in silence: hidden files and folders are videos like any other, and
+    every other entry found (not a video, a broken link, a folder that cannot be listed, ...)
+    is listed with its reason at the end and in OUTPUT/resize_skipped.txt.
 
 Examples:
     python data_prep/resize_videos.py data/k400/raw data/k400/videos_256 --short-side 256

@@ -277,3 +277,78 @@ def test_bad_arguments(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         script.main([str(tmp_path / "nowhere"), str(tmp_path / "out")])
     assert "video folder not found" in capsys.readouterr().err
+
+
+CORRUPT = os.fsdecode(b"corrupt\n\xff.mp4")  # a name that neither prints nor fits on a line
+
+
+def awkward_tree(root: Path, monkeypatch) -> tuple[list[str], dict[str, str]]:
+    """A folder with hidden files and folders, non-videos, links, odd names, a FIFO and a folder
+    that cannot be listed: ``(videos, {skipped entry: reason part})``."""
+    (root / ".dir").mkdir(parents=True)
+    videos = ["a.mp4", ".hidden.mp4", ".dir/clip.mp4", os.fsdecode(b"bad\xff name.mp4"),
+              "two\nlines.mp4"]
+    for n, name in enumerate(videos):
+        write_video(root / name, 6 + n, size=(48, 32))
+    (root / "link.mp4").symlink_to("a.mp4")
+    (root / CORRUPT).write_bytes(b"\x00" * 100)
+    (root / "notes.txt").write_text("x")
+    (root / "README").write_text("x")
+    (root / ".a.mp4.part").write_bytes(b"half")
+    (root / "._a.mp4").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 80)  # macOS resource fork
+    (root / "gone.mp4").symlink_to("nowhere.mp4")
+    (root / "loop").symlink_to(".")
+    os.mkfifo(root / "pipe.mp4")
+    (root / "locked").mkdir()
+    (root / "locked" / "x.mp4").write_bytes(b"x")
+    scandir = os.scandir
+
+    def refusing(path="."):  # as a folder without read permission (tests may run as root)
+        if os.fspath(path) == str(root / "locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    skipped = {"notes.txt": "not a video file (extension '.txt')",
+               "README": "not a video file (no extension)",
+               ".a.mp4.part": "not a video file (extension '.part')",
+               "._a.mp4": "a macOS resource-fork file", "gone.mp4": "a broken link",
+               "loop/": "a link to a folder searched already",
+               "pipe.mp4": "not a regular file", "locked/": "cannot be listed (Permission denied)"}
+    return videos + ["link.mp4", CORRUPT], skipped
+
+
+def test_every_entry_is_processed_or_reported(tmp_path, monkeypatch, capsys):
+    source, output = tmp_path / "in", tmp_path / "out"
+    videos, skipped = awkward_tree(source, monkeypatch)
+    code = load_script("resize_videos").main([str(source), str(output), "--short-side", "16",
+                                              "--jobs", "2", "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 1  # the corrupt file
+    encoded = sorted(p.relative_to(output).as_posix() for p in output.rglob("*.mp4"))
+    assert encoded == sorted(name for name in videos if name != CORRUPT)
+    assert VideoReader(output / ".dir/clip.mp4").num_frames == 8
+    assert VideoReader(output / "two\nlines.mp4").num_frames == 10
+    assert "7 videos: 6 encoded" in printed and "1 failed" in printed
+    assert "8 other entries skipped, listed below: 15 found in all" in printed
+    assert "  corrupt\\n\\xff.mp4: not a readable video" in printed
+    assert (output / "resize_failures.txt").read_text().startswith(
+        '"corrupt\\n\\udcff.mp4"\tnot a readable video')
+    assert "  README: not a video file (no extension)" in printed
+    report = dict(line.split("\t") for line in
+                  (output / "resize_skipped.txt").read_text().splitlines())
+    assert sorted(report) == sorted(skipped)
+    assert all(skipped[name] in reason for name, reason in report.items())
+
+    # Again: the arithmetic holds with finished outputs, and with the output inside the input.
+    again = resize_videos(source, output, EncodeSettings(short_side=16), jobs=2, progress=False)
+    assert (again.found, again.total, again.skipped, again.encoded) == (15, 7, 6, 0)
+    assert [name for name, _ in again.failures] == [CORRUPT]
+    inner = source / "inner"
+    resize_videos(source, inner, EncodeSettings(short_side=16), jobs=2, progress=False)
+    inside = resize_videos(source, inner, EncodeSettings(short_side=16), jobs=2, progress=False)
+    assert ("inner/", "the output folder, not searched") in inside.ignored
+    assert (inside.found, inside.total, inside.skipped) == (16, 7, 6)
+    for summary in (again, inside):
+        assert summary.found == summary.total + len(summary.ignored)
+        assert summary.total == summary.skipped + summary.encoded + len(summary.failures)

@@ -10,6 +10,8 @@ from typing import Sequence, TextIO
 
 from tqdm import tqdm
 
+from videotl.data.lists import printable
+
 
 class _Bar(tqdm):
     monitor_interval = 0  # no monitor thread: worker processes are forked
@@ -61,11 +63,14 @@ class Progress:
 
 def listed_files(title: str, items: Sequence[tuple[object, str]], limit: int) -> list[str]:
     """Summary lines for ``(file, reason)`` pairs: ``title:`` then one indented line per file, at
-    most ``limit`` of them and a count of the rest; nothing when there are no items."""
+    most ``limit`` of them and a count of the rest; nothing when there are no items. Names and
+    reasons are made printable on one line (``videotl.data.lists.printable``): a file name may
+    hold line breaks or bytes that are not UTF-8."""
     if not items:
         return []
     lines = [f"{title}:"]
-    lines.extend(f"  {path}: {reason}" for path, reason in items[:limit])
+    lines.extend(f"  {printable(str(path))}: {printable(' '.join(reason.split()))}"
+                 for path, reason in items[:limit])
     if len(items) > limit:
         lines.append(f"  ... and {len(items) - limit} more")
     return lines

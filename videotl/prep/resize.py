@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Iterator
 
 from videotl.prep.encode import EncodeSettings, choose_encoder, encode_video
-from videotl.prep.files import find_videos, part_path, write_lines
+from videotl.data.lists import name_line, printable
+from videotl.prep.files import part_path, scan_folder, write_lines
 from videotl.prep.pool import TaskResult, run_tasks
 from videotl.prep.progress import listed_files
 
 FAILURES_FILE = "resize_failures.txt"
+SKIPPED_FILE = "resize_skipped.txt"  # what was found under the input and is no video to encode
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,12 @@ class ResizeJob:
 
 @dataclass
 class ResizeSummary:
-    """What a run did."""
+    """What a run did. Every entry found under the input is counted once:
+    ``found = total + len(ignored)`` and ``total = skipped + encoded + len(failures) + left``
+    (``left`` is 0 unless the run was interrupted)."""
 
     encoder: str
-    total: int
+    total: int  # video files found
     skipped: int = 0  # finished by an earlier run
     encoded: int = 0
     frames: int = 0
@@ -47,28 +51,46 @@ class ResizeSummary:
     source_bytes: int = 0  # of the videos encoded in this run
     output_bytes: int = 0
     interrupted: bool = False
+    ignored: list[tuple[str, str]] = field(default_factory=list)  # (entry, reason): no video
+
+    @property
+    def found(self) -> int:
+        """Entries under the input: videos, and files and folders skipped with a reason."""
+        return self.total + len(self.ignored)
+
+    @property
+    def left(self) -> int:
+        """Videos neither encoded, done before nor failed: those an interruption left."""
+        return self.total - self.skipped - self.encoded - len(self.failures)
 
     def text(self, limit: int = 20) -> str:
         rate = self.encoded / self.seconds * 60 if self.seconds > 0 else 0.0
         lines = [f"{self.total} videos: {self.encoded} encoded ({rate:.1f} videos/min with "
                  f"{self.encoder}), {self.skipped} already done, {len(self.failures)} failed, "
                  f"{len(self.warnings)} with decoder warnings; {self.seconds:.1f} s"]
+        if self.ignored:
+            lines.append(f"{len(self.ignored)} other entries skipped, listed below: "
+                         f"{self.found} found in all")
         if self.encoded:
             lines.append(f"encoded: {self.source_bytes / 2**20:.1f} MiB of sources -> "
                          f"{self.output_bytes / 2**20:.1f} MiB "
                          f"({100 * self.output_bytes / max(self.source_bytes, 1):.0f} %)")
         if self.interrupted:
-            left = self.total - self.skipped - self.encoded - len(self.failures)
-            lines.append(f"interrupted: {left} videos left; finished ones are kept, run again "
-                         "to continue")
+            lines.append(f"interrupted: {self.left} videos left; finished ones are kept, run "
+                         "again to continue")
         lines += listed_files("failed", self.failures, limit)
         lines += listed_files("warnings", self.warnings, limit)
+        lines += listed_files("skipped", self.ignored, limit)
         return "\n".join(lines)
 
 
-def plan_jobs(input_dir: Path, output_dir: Path, settings: EncodeSettings, encoder: str,
-              overwrite: bool = False) -> tuple[list[ResizeJob], int, list[tuple[str, str]]]:
-    """``(jobs to run, outputs already finished, [(source, reason)] that cannot run)``.
+def plan_jobs(
+    input_dir: Path, output_dir: Path, settings: EncodeSettings, encoder: str,
+    overwrite: bool = False,
+) -> tuple[list[ResizeJob], int, list[tuple[str, str]], list[tuple[str, str]]]:
+    """``(jobs to run, outputs already finished, [(source, reason)] that cannot run,
+    [(entry, reason)] found under the input that are no videos)``; every entry that
+    ``scan_folder`` meets is in exactly one of them.
 
     Raises:
         FileNotFoundError: ``input_dir`` does not exist.
@@ -79,10 +101,10 @@ def plan_jobs(input_dir: Path, output_dir: Path, settings: EncodeSettings, encod
         raise ValueError(f"the output folder must differ from the input folder ({input_dir})")
     inside = _inside(output_dir, input_dir)
     jobs, skipped, refused, claimed = [], 0, [], {}
-    for relative in find_videos(input_dir):
+    # An output folder inside the input holds this tool's outputs: reported, not searched.
+    scan = scan_folder(input_dir, leave_out=output_dir if inside is not None else None)
+    for relative in scan.videos:
         source = input_dir / relative
-        if inside is not None and _inside(source, output_dir) is not None:
-            continue  # an output of this tool, inside the input folder
         target = (output_dir / relative).with_suffix(".mp4")
         if target in claimed:
             refused.append((relative, f"same output {target.name!r} as {claimed[target]!r}"))
@@ -92,7 +114,7 @@ def plan_jobs(input_dir: Path, output_dir: Path, settings: EncodeSettings, encod
             skipped += 1
             continue
         jobs.append(ResizeJob(relative, source, target, settings, encoder))
-    return jobs, skipped, refused
+    return jobs, skipped, refused, scan.skipped
 
 
 def resize_videos(
@@ -120,10 +142,10 @@ def resize_videos(
     start = time.monotonic()
     encoder = choose_encoder(encoder)
     output_dir = Path(output_dir)
-    planned, skipped, refused = plan_jobs(Path(input_dir), output_dir, settings, encoder,
-                                          overwrite)
+    planned, skipped, refused, ignored = plan_jobs(Path(input_dir), output_dir, settings,
+                                                   encoder, overwrite)
     summary = ResizeSummary(encoder, len(planned) + skipped + len(refused), skipped=skipped,
-                            failures=list(refused))
+                            failures=list(refused), ignored=ignored)
     try:
         for result in _run(planned, jobs, timeout, progress):
             _count(summary, result)
@@ -132,7 +154,8 @@ def resize_videos(
         for job in planned:  # partial outputs of the videos in flight
             part_path(job.target).unlink(missing_ok=True)
     summary.seconds = time.monotonic() - start
-    _write_failures(output_dir, summary.failures)
+    _write_report(output_dir / FAILURES_FILE, summary.failures)
+    _write_report(output_dir / SKIPPED_FILE, summary.ignored)
     return summary
 
 
@@ -167,9 +190,11 @@ def _inside(path: Path, folder: Path) -> Path | None:
         return None
 
 
-def _write_failures(output_dir: Path, failures: list[tuple[str, str]]) -> None:
-    path = output_dir / FAILURES_FILE
-    if not failures:
+def _write_report(path: Path, items: list[tuple[str, str]]) -> None:
+    """``source<TAB>reason`` lines (a name that would break its line is quoted, as in name
+    lists); a stale report is removed when there is nothing to report."""
+    if not items:
         path.unlink(missing_ok=True)
         return
-    write_lines(path, [f"{source}\t{reason}" for source, reason in failures])
+    write_lines(path, [f"{name_line(source)}\t{printable(' '.join(reason.split()))}"
+                       for source, reason in items])
