@@ -35,13 +35,14 @@ from videotl.data.lists import VideoEntry
 from videotl.data.sampling import ClipSampling, clip_seconds, split_view
 from videotl.data.transforms import EvalTransform, TrainTransform, frames_to_cthw
 from videotl.data.video_reader import VideoDecodeError, VideoReader
+from videotl.errors import RunError
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 
 
-class DataLoadingError(RuntimeError):
+class DataLoadingError(RunError, RuntimeError):
     """Too many videos failed to load; the message lists them."""
 
 

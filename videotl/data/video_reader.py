@@ -55,6 +55,7 @@ from videotl.config import register_choices
 from videotl.data.orientation import Steps, apply_steps, frame_steps, swaps_sides, tag_steps
 from videotl.data.pyav_decode import decode_frames
 from videotl.data.sampling import resample_indices
+from videotl.errors import RunError
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ DECORD_FORMATS = {"mp4", "matroska", "webm", "avi"}
 register_choices("data.decoder", lambda: BACKENDS)
 
 
-class VideoDecodeError(RuntimeError):
+class VideoDecodeError(RunError, RuntimeError):
     """A video cannot be opened or decoded; ``path`` and ``reason`` say which and why."""
 
     def __init__(self, path: str | os.PathLike, reason: str) -> None:

@@ -11,13 +11,14 @@ from torch import nn
 
 from videotl.engine.hooks import HookBase
 from videotl.engine.precision import MixedPrecision
+from videotl.errors import RunError
 from videotl.utils.checkpoint import rng_state, set_rng_state
 from videotl.utils.distributed import unwrap_model
 
 logger = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(RunError, FloatingPointError):
     """The loss became NaN or infinite; the message names the iteration and the last finite
     loss."""
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+from videotl.errors import RunError
 
-class EncodeError(RuntimeError):
+
+class EncodeError(RunError, RuntimeError):
     """A video could not be re-encoded; the message says why."""
 
 
