@@ -254,9 +254,9 @@ def test_repeated_annotations_are_counted(tmp_path, caplog):
             KINETICS, {"train": read_kinetics_annotations(annotations)}, tmp_path / "videos",
             tmp_path / "out")
     assert report.splits["train"].repeated == ["abc_000000_000010"]
-    assert "1 annotated again, first annotation used" in report.summary()
-    assert [r.message for r in caplog.records if "annotated more than once" in r.message] == [
-        "train: 1 videos annotated more than once, first annotation used "
+    assert "1 repeat an earlier annotation's video, first annotation used" in report.summary()
+    assert [r.message for r in caplog.records if "repeat an earlier" in r.message] == [
+        "train: 1 annotations repeat an earlier annotation's video, first annotation used "
         "(e.g. ['abc_000000_000010'])"]
 
 
@@ -272,3 +272,17 @@ def test_release_files_with_a_byte_order_mark(tmp_path):
     (tmp_path / "train.csv").write_bytes(b"label,youtube_id,time_start,time_end\nx,\xff,0,1\n")
     with pytest.raises(AnnotationError, match=r"train\.csv:2: not UTF-8 text"):
         read_kinetics_annotations(tmp_path / "train.csv")
+
+
+def test_two_clips_matched_to_one_file_are_listed_once(tmp_path):
+    annotations = tmp_path / "val.csv"
+    annotations.write_text("label,youtube_id,time_start,time_end,split\n"
+                           "juggling,abc,0,10,val\njuggling,abc,20,30,val\n")
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "abc.mp4").write_bytes(b"x")  # named by <youtube_id> only
+    report = write_single_label_lists(
+        KINETICS, {"val": read_kinetics_annotations(annotations)}, tmp_path / "videos",
+        tmp_path / "out")
+    assert report.splits["val"].rows == [("abc.mp4", 0)]
+    assert report.splits["val"].repeated == ["abc_000020_000030"]
+    assert (tmp_path / "out" / "val.csv").read_text() == "abc.mp4,0\n"

@@ -58,7 +58,8 @@ class SplitLists:
     rows: list[tuple[str, int]] = field(default_factory=list)  # (path, class index)
     missing: list[str] = field(default_factory=list)  # keys without a video file
     unlabelled: int = 0  # annotations without a label (not listed)
-    repeated: list[str] = field(default_factory=list)  # keys annotated again (first one used)
+    # Keys annotated again, or whose file and label an earlier annotation has (first one used).
+    repeated: list[str] = field(default_factory=list)
     copied_from: str | None = None  # e.g. "val" when test.csv repeats val.csv
 
 
@@ -92,8 +93,8 @@ class PrepReport:
             if lists.unlabelled:
                 line += f"; {lists.unlabelled} without a label, not listed"
             if lists.repeated:
-                line += (f"; {len(lists.repeated)} annotated again, first annotation used "
-                         f"(e.g. {lists.repeated[0]!r})")
+                line += (f"; {len(lists.repeated)} repeat an earlier annotation's video, first "
+                         f"annotation used (e.g. {lists.repeated[0]!r})")
             lines.append(line)
         missing = sum(len(lists.missing) for lists in self.splits.values())
         if missing:
@@ -181,7 +182,7 @@ def _index_by_stem(files: list[str]) -> tuple[dict[str, str], dict[str, list[str
 
 def _match(annotations: Sequence[Annotation], by_stem: dict[str, str],
            index_of: dict[str, int]) -> SplitLists:
-    lists, seen = SplitLists(), set()
+    lists, seen, rows = SplitLists(), set(), set()
     for annotation in annotations:
         if annotation.key in seen:
             lists.repeated.append(annotation.key)
@@ -194,10 +195,14 @@ def _match(annotations: Sequence[Annotation], by_stem: dict[str, str],
             raise AnnotationError(f"{annotation.where}: label {annotation.label!r} is not in "
                                   "the class list")
         path = next((by_stem[s] for s in annotation.stems if s in by_stem), None)
+        row = (path, index_of[annotation.label])
         if path is None:
             lists.missing.append(annotation.key)
+        elif row in rows:  # two clips matched to one <youtube_id> file: the list reader
+            lists.repeated.append(annotation.key)  # would drop the repeated row anyway
         else:
-            lists.rows.append((path, index_of[annotation.label]))
+            rows.add(row)
+            lists.rows.append(row)
     return lists
 
 
@@ -220,8 +225,9 @@ def _write(report: PrepReport) -> None:
         logger.warning("skipped %r: %s", path, reason)
     for split, lists in report.splits.items():
         if lists.repeated and not lists.copied_from:
-            logger.warning("%s: %d videos annotated more than once, first annotation used "
-                           "(e.g. %s)", split, len(lists.repeated), lists.repeated[:3])
+            logger.warning("%s: %d annotations repeat an earlier annotation's video, first "
+                           "annotation used (e.g. %s)", split, len(lists.repeated),
+                           lists.repeated[:3])
 
 
 def _check_readable(list_path: Path, report: PrepReport, lists: SplitLists) -> None:
