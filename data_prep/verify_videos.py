@@ -9,8 +9,10 @@ hung or crashing decoder costs one video, not the run. All frames are decoded (o
 evenly spaced ones), at --short-side pixels (default: data.test_crop_size when
 data.resize_at_decode, as in evaluation).
 
-The output list holds the previous exclusion list's lines, then every unreadable video after a
-"# reason" comment. The exit status is 1 when some videos are unreadable.
+The output list holds the previous exclusion list's names, then every unreadable video after a
+"# reason" comment; an id that a plain line cannot hold (one starting with '#', a line break)
+is written as a JSON string, so every id reads back unchanged. The exit status is 1 when some
+videos are unreadable.
 
 Examples:
     python data_prep/verify_videos.py --config configs/kinetics400/base.yaml \\
