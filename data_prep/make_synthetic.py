@@ -21,7 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from videotl.data.synthetic import KINDS, SPECS, make_synthetic_dataset  # noqa: E402
-from videotl.utils.cli import exit_with_error  # noqa: E402
+from videotl.utils.cli import tool_parser  # noqa: E402
+from videotl.utils.tool_errors import exit_with_error, run_tool  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,8 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          for kind in KINDS)
     folders = ", ".join(f"{kind} {SPECS[kind].dataset.video_dir or 'root itself'}"
                         for kind in KINDS)
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("kind", choices=KINDS, help="which dataset format to imitate")
     parser.add_argument("root", type=Path, help="output folder (must not hold annotations yet)")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same files (default 0)")
@@ -65,4 +65,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

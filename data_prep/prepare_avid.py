@@ -30,12 +30,12 @@ from videotl.data.avid import AVID  # noqa: E402
 from videotl.data.lists import AnnotationError  # noqa: E402
 from videotl.prep.avid import NUM_CLASSES, read_avid_annotations  # noqa: E402
 from videotl.prep.single_label import write_single_label_lists  # noqa: E402
-from videotl.utils.cli import add_list_arguments, exit_with_error  # noqa: E402
+from videotl.utils.cli import add_list_arguments, tool_parser  # noqa: E402
+from videotl.utils.tool_errors import exit_with_error, run_tool  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("--train", type=Path, required=True, help="avid_train.json")
     parser.add_argument("--val", type=Path, required=True, help="avid_val.json")
     parser.add_argument("--test", type=Path, default=None, help="a labelled test split, if any")
@@ -64,4 +64,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -25,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from videotl.data.lists import AnnotationError  # noqa: E402
 from videotl.prep.charades import prepare_charades  # noqa: E402
-from videotl.utils.cli import exit_with_error  # noqa: E402
+from videotl.utils.cli import tool_parser  # noqa: E402
+from videotl.utils.tool_errors import exit_with_error, run_tool  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("--annotations", type=Path, required=True,
                         help="folder holding the official Charades_v1_*.csv / classes files")
     parser.add_argument("--videos", type=Path, required=True, help="folder of <id>.mp4 videos")
@@ -50,4 +50,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_tool(main)

@@ -35,12 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from videotl.prep.encode import ENCODERS, EncodeSettings  # noqa: E402
 from videotl.prep.pool import default_jobs  # noqa: E402
 from videotl.prep.resize import FAILURES_FILE, resize_videos  # noqa: E402
-from videotl.utils.cli import exit_with_error  # noqa: E402
+from videotl.utils.cli import tool_parser  # noqa: E402
+from videotl.utils.tool_errors import exit_with_error, run_tool  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = tool_parser(__doc__)
     parser.add_argument("input", type=Path, help="folder of source videos (searched recursively)")
     parser.add_argument("output", type=Path, help="folder for the re-encoded videos")
     parser.add_argument("--short-side", type=int, default=256,
@@ -88,4 +88,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

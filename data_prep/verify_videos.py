@@ -33,7 +33,9 @@ from videotl.data.lists import AnnotationError  # noqa: E402
 from videotl.prep.pool import default_jobs  # noqa: E402
 from videotl.prep.verify import previous_exclusions, verify_videos  # noqa: E402
 from videotl.prep.verify import write_exclusions  # noqa: E402
-from videotl.utils.cli import config_parser, exit_with_error, load_or_exit  # noqa: E402
+from videotl.config import ConfigError, load_config  # noqa: E402
+from videotl.utils.cli import config_parser  # noqa: E402
+from videotl.utils.tool_errors import exit_with_error, run_tool  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None):
@@ -58,7 +60,10 @@ def parse_args(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cfg = load_or_exit(args.config, args.overrides)
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as error:
+        exit_with_error(error)
     short_side = args.short_side
     if short_side is None:
         short_side = cfg.data.test_crop_size if cfg.data.resize_at_decode else None
@@ -81,4 +86,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_tool(main)

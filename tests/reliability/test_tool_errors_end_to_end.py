@@ -52,6 +52,19 @@ def one_line(result: subprocess.CompletedProcess, status: int, start: str) -> No
     ("tools/visualize_attention.py", ["--config", DEMO, "--checkpoint", "w.pth", "--video",
                                       "v.mp4", "--out", "o", "--tokens", "a,b"],
      "--tokens expects comma-separated token numbers, got 'a,b'"),
+    ("tools/train_net.py", ["--config", "configs/kinetics400/base.yaml",
+                            "data.root=/nonexistent/kinetics"],
+     "video list not found: /nonexistent/kinetics/train.csv"),
+    ("data_prep/resize_videos.py", ["/nonexistent/in", "/tmp/out"], "video folder not found"),
+    ("data_prep/prepare_kinetics.py", ["--train", "/nonexistent/train.csv", "--val",
+                                       "/nonexistent/val.csv", "--videos", "/nonexistent",
+                                       "--output", "/tmp/k"],
+     "Kinetics annotation file not found: /nonexistent/train.csv"),
+    ("data_prep/verify_videos.py", ["--config", DEMO, "--output", "/tmp/x.txt",
+                                    "data.decoder=decrod"],
+     "config key 'data.decoder' must be one of 'decord', 'pyav', got 'decrod'"),
+    ("data_prep/make_synthetic.py", ["kinetics", "/tmp/s", "--short-side", "1"],
+     "short_side must be at least 16 pixels, got 1"),
 ])
 def test_bad_input_is_one_line_with_status_2(repo, script, args, start):
     one_line(tool(repo, script, *args), 2, start)

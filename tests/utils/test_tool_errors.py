@@ -71,6 +71,10 @@ def test_bugs_in_a_loader_worker_stay_bugs():
      (1, "/root/x: permission denied")),
     (FileNotFoundError(errno.ENOENT, "No such file or directory", "lists/train.csv"),
      (2, "lists/train.csv: no such file or directory")),
+    (FileNotFoundError("video folder not found: /data/in"),
+     (2, "video folder not found: /data/in")),
+    (FileExistsError("/data/s already holds train.csv; choose an empty folder"),
+     (2, "/data/s already holds train.csv; choose an empty folder")),
 ])
 def test_disk_errors_name_the_path_and_the_reason(error, expected):
     assert describe_error(error) == expected

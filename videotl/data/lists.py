@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from videotl.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 # A byte-order mark at the start is dropped by this codec (and only there).
@@ -49,7 +51,7 @@ class VideoEntry:
     actions: tuple[tuple[int, float, float], ...] = field(default=())
 
 
-class AnnotationError(ValueError):
+class AnnotationError(InputError, ValueError):
     """An annotation file is missing or malformed; the message names the file and line."""
 
 

@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-from typing import Callable, NoReturn, Sequence
+from typing import Callable
 
-from videotl.config import ConfigError, ExperimentConfig, load_config
 from videotl.registry import Registry
 
 
@@ -40,20 +38,6 @@ def config_parser(description: str) -> ToolParser:
         help="config overrides with dotted keys, e.g. data.num_frames=32 solver.base_lr=0.1",
     )
     return parser
-
-
-def load_or_exit(path: str, overrides: Sequence[str]) -> ExperimentConfig:
-    """``load_config``, printing a config error and exiting with status 2 instead of a trace."""
-    try:
-        return load_config(path, overrides)
-    except ConfigError as error:
-        exit_with_error(error)
-
-
-def exit_with_error(error: Exception) -> NoReturn:
-    """Prints ``error: ...`` to stderr and exits with status 2 (bad input)."""
-    print(f"error: {error}", file=sys.stderr)
-    sys.exit(2)
 
 
 def add_list_arguments(parser: argparse.ArgumentParser) -> None:

@@ -96,8 +96,21 @@ def _anticipated_kind(name: str) -> type[VideotlError] | None:
 
 
 def _os_error(error: OSError) -> tuple[int, str]:
+    if error.errno is None:
+        # Raised by videotl with a message of its own about a path the user gave ("video
+        # folder not found", "already holds a dataset"): bad input.
+        return 2, str(error)
     where = f"{error.filename}: " if error.filename else ""
     if isinstance(error, FileNotFoundError):
         return 2, f"{where}no such file or directory"
     reason = _OS_REASONS.get(error.errno or 0, error.strerror or str(error))
     return 1, f"{where}{reason}"
+
+
+def exit_with_error(error: BaseException) -> NoReturn:
+    """Prints ``error: ...`` and exits with the error's status; an error this module does not
+    know (a ``ValueError`` from checking a script's own arguments) counts as bad input (2)."""
+    described = describe_error(error)
+    code, message = described if described is not None else (2, str(error))
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
