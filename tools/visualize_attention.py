@@ -13,6 +13,7 @@ Examples:
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from videotl.config import load_config
 from videotl.errors import InputError
@@ -54,6 +55,8 @@ def main() -> None:
     cfg = load_config(args.config, args.overrides)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     tokens = token_list(args.tokens) if args.tokens is not None else None
+    if not Path(args.video).is_file():
+        raise InputError(f"--video {args.video}: no such file")
     try:
         paths = visualize(
             cfg, args.checkpoint, args.video, args.out, layer=args.layer, tokens=tokens,

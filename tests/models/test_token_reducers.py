@@ -449,8 +449,8 @@ def test_old_reducer_names_are_refused_with_the_new_name(old, message):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["model.reducer_layers=[2, 1]"],
-     "model.reducer_layers: reducer_layers must increase, got [2, 1]"),
+    (["model.reducer_layers=[2, 1]"],  # refused when the config loads, before any build
+     "config key 'model.reducer_layers' must hold integers, each >= 0, increasing, got [2, 1]"),
     (["model.reducer_layers=[1, 2]", "model.reducer_tokens=[4, 4, 4]"],
      "model.reducer_layers, model.reducer_tokens: reducer_tokens [4, 4, 4] must be one value or "
      "one per reducer layer (reducer_layers [1, 2])"),

@@ -249,7 +249,8 @@ def _tool_inputs(tmp_path, model_overrides):
     root.mkdir()
     (root / "classes.txt").write_text("right\ndown\nstill\n")
     overrides = [*CLIPS_64, *model_overrides, f"data.root={root}", "data.frame_stride=2"]
-    lines = [f"{key}: {value}" for key, value in (item.split("=", 1) for item in overrides)]
+    values = dict(item.split("=", 1) for item in overrides)  # a later override wins
+    lines = [f"{key}: {value}" for key, value in values.items()]
     nested: dict[str, list[str]] = {}
     for line in lines:
         section, rest = line.split(".", 1)
