@@ -49,6 +49,10 @@ class TokenEncoder(nn.Module):
         read_grid: whether the patch tokens after the last block are used; if not (only the class
             token is read), the last block's learned tokens are not fused back (no dead fuser).
         clustering_iterations: iterations of Token Pooling's clustering.
+        gelu: GELU form of every block, reducer and fuser: ``"exact"`` (erf: timm) or
+            ``"tanh"`` (Flax: Scenic, transformers' ViViT).
+        tokenlearner_conv_layers, tokenlearner_conv_bias, tokenlearner_pooling: TokenLearner v1's
+            convolutions, their biases and its pooling (``tokenlearner_v1`` reducer only).
 
     Shapes:
         prefix ``[B, K, C]`` (``K`` = 0 or 1), tokens ``[B, T', P, C]`` laid out on ``grid``;
@@ -71,6 +75,10 @@ class TokenEncoder(nn.Module):
         token_fuser: bool = False,
         read_grid: bool = True,
         clustering_iterations: int = 5,
+        gelu: str = "exact",
+        tokenlearner_conv_layers: int = 3,
+        tokenlearner_conv_bias: bool = True,
+        tokenlearner_pooling: str = "mean",
     ) -> None:
         super().__init__()
         layers = _reducer_layers(reducer_layers, depth)
@@ -80,18 +88,25 @@ class TokenEncoder(nn.Module):
                              f"{list(layers)}")
         rates = [drop_path * index / max(depth - 1, 1) for index in range(depth)]
         self.blocks = nn.ModuleList(
-            ReducingEncoderBlock(dim, num_heads, mlp_dim, attention_dropout, drop_path=rate)
+            ReducingEncoderBlock(dim, num_heads, mlp_dim, attention_dropout, drop_path=rate,
+                                 gelu=gelu)
             for rate in rates
         )
         self.reducer_layers = layers
         self.token_fuser = token_fuser
-        specs = [ReducerSpec(dim, count, clustering_iterations) for count in counts[:len(layers)]]
+        specs = [
+            ReducerSpec(dim, count, clustering_iterations, gelu, tokenlearner_conv_layers,
+                        tokenlearner_conv_bias, tokenlearner_pooling)
+            for count in counts[:len(layers)]
+        ]
         if token_fuser:  # one reducer for every block from the reducer layer on
             specs = specs * (depth - layers[0])
         self.reducers = nn.ModuleList(build_token_reducer(token_reducer, spec) for spec in specs)
         _check_reducers(list(self.reducers), layers, token_fuser)
         fused_blocks = depth - layers[0] - (0 if read_grid else 1) if token_fuser else 0
-        self.fusers = nn.ModuleList(_token_fuser(dim, counts[0]) for _ in range(fused_blocks))
+        self.fusers = nn.ModuleList(
+            _token_fuser(dim, counts[0], gelu) for _ in range(fused_blocks)
+        )
 
     def forward(
         self, prefix: torch.Tensor, tokens: torch.Tensor, grid: tuple[int, int]
@@ -219,7 +234,7 @@ def _check_reducers(reducers: list[TokenReducer], layers: tuple[int, ...], fuser
         on_grid = reducer.keeps_grid
 
 
-def _token_fuser(dim: int, num_tokens: int) -> TokenFuserV11:
-    fuser = TokenFuserV11(dim, num_tokens, hidden_dim=64)
+def _token_fuser(dim: int, num_tokens: int, gelu: str) -> TokenFuserV11:
+    fuser = TokenFuserV11(dim, num_tokens, hidden_dim=64, gelu=gelu)
     fuser.kind = "tokenfuser_v11"  # its entry in model statistics
     return fuser

@@ -41,33 +41,61 @@ class TokenFuser(nn.Module):
 
 
 class TokenFuserV11(nn.Module):
-    """TokenFuser v1.1: re-mixes tokens back to every position with learned sigmoid weights.
+    """TokenFuser v1.1: re-mixes tokens back to every position with learned sigmoid weights
+    (Scenic's ``TokenFuser`` in ``scenic/projects/token_learner/model.py``).
 
     The tokens are mixed among themselves by a linear map over the token axis; each position ``p``
     of the original (pre-TokenLearner) tensor gets ``sum_s sigmoid(m(x_p))_s * y_s`` where ``m``
     is an MLP on the normalised original features. The result is added to the original.
+
+    With ``zero_init_mix`` the token-mixing weight starts at zero (its bias is always zero at
+    initialisation), as released: the mixed tokens are then 0, their LayerNorm gives 0, and a
+    freshly inserted fuser is a pure residual (output = ``x``).
 
     Args:
         dim: channels ``C``.
         num_tokens: tokens ``S`` per frame.
         hidden_dim: hidden width of the MLP computing the mixing weights.
         dropout: dropout on the MLP and on the fused output.
+        gelu: the MLP's GELU form, ``"exact"`` (erf) or ``"tanh"`` (the release).
+        norm_eps: epsilon of the three LayerNorms (1e-6 as released).
+        zero_init_mix: zero-initialise the token-mixing weight (as released); otherwise truncated
+            normal (std 0.02).
 
     Shapes:
         tokens ``y``: ``[B, T, S, C]``; original ``x``: ``[B, T, P, C]``; output like ``x``.
     """
 
     def __init__(
-        self, dim: int, num_tokens: int, hidden_dim: int = 64, dropout: float = 0.0
+        self,
+        dim: int,
+        num_tokens: int,
+        hidden_dim: int = 64,
+        dropout: float = 0.0,
+        gelu: str = "exact",
+        norm_eps: float = 1e-6,
+        zero_init_mix: bool = True,
     ) -> None:
         super().__init__()
         self.num_tokens = num_tokens
-        self.token_norm = nn.LayerNorm(dim)
+        self.zero_init_mix = zero_init_mix
+        self.token_norm = nn.LayerNorm(dim, eps=norm_eps)
         self.token_mix = nn.Linear(num_tokens, num_tokens)
-        self.mixed_norm = nn.LayerNorm(dim)
-        self.original_norm = nn.LayerNorm(dim)
-        self.weights = Mlp(dim, hidden_dim, num_tokens, dropout)
+        self.mixed_norm = nn.LayerNorm(dim, eps=norm_eps)
+        self.original_norm = nn.LayerNorm(dim, eps=norm_eps)
+        self.weights = Mlp(dim, hidden_dim, num_tokens, dropout, gelu)
         self.drop = nn.Dropout(dropout)
+        self.reset_token_mix()
+
+    def reset_token_mix(self) -> None:
+        """Initialises the token-mixing layer: weight zero (``zero_init_mix``) or truncated
+        normal (std 0.02), bias zero. Models that re-initialise every linear layer call this
+        afterwards."""
+        if self.zero_init_mix:
+            nn.init.zeros_(self.token_mix.weight)
+        else:
+            nn.init.trunc_normal_(self.token_mix.weight, std=0.02)
+        nn.init.zeros_(self.token_mix.bias)
 
     def forward(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if y.shape[-2] != self.num_tokens:

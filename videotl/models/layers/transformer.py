@@ -46,6 +46,7 @@ class EncoderBlock(nn.Module):
         dropout: dropout after the attention projection and inside the MLP.
         drop_path: stochastic-depth rate of both residual branches.
         norm_eps: LayerNorm epsilon (``1e-6`` in ViT).
+        gelu: the MLP's GELU form, ``"exact"`` (erf: timm) or ``"tanh"`` (Flax, Scenic).
 
     Shapes:
         input ``[B, N, C]``; output ``[B, N, C]``.
@@ -62,12 +63,13 @@ class EncoderBlock(nn.Module):
         dropout: float = 0.0,
         drop_path: float = 0.0,
         norm_eps: float = 1e-6,
+        gelu: str = "exact",
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = MultiHeadSelfAttention(dim, num_heads, True, attention_dropout, dropout)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, mlp_dim, dim, dropout)
+        self.mlp = Mlp(dim, mlp_dim, dim, dropout, gelu)
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -13,7 +13,10 @@ Registered here:
 
 - ``tokenlearner_v1``: TokenLearner v1 (eq. 1) as in the paper's ViT (§4.1): sigmoid maps from
   three 3x3 convolutions of width ``S`` with GELU in between, over each temporal index's
-  ``h x w`` grid (on LayerNorm-ed tokens), then weighted spatial average pooling;
+  ``h x w`` grid (on LayerNorm-ed tokens), then weighted spatial average pooling; the number of
+  convolutions, their biases and the pooling (``mean`` or ``sum``) are set by
+  ``model.tokenlearner_conv_layers``, ``model.tokenlearner_conv_bias`` and
+  ``model.tokenlearner_pooling`` (the authors' release: 4, false, sum);
 - ``tokenlearner_v11``: TokenLearner v1.1 (released with the paper): LayerNorm -> MLP (hidden
   width 64) -> softmax over the ``P`` positions, then the weighted sum;
 - ``ats``: Adaptive Token Sampling (parameter-free; needs a class token): at most ``K = S``
@@ -47,11 +50,17 @@ from videotl.registry import Registry
 class ReducerSpec:
     """What a reducer builder needs to know: token width ``dim``; and, named like the config keys
     they come from, the output tokens ``reducer_tokens`` per temporal index (one entry of
-    ``model.reducer_tokens``; ATS: the maximum) and ``clustering_iterations`` (Token Pooling)."""
+    ``model.reducer_tokens``; ATS: the maximum), ``clustering_iterations`` (Token Pooling), the
+    network's GELU form ``gelu`` and TokenLearner v1's ``tokenlearner_conv_layers``,
+    ``tokenlearner_conv_bias`` and ``tokenlearner_pooling``."""
 
     dim: int
     reducer_tokens: int
     clustering_iterations: int = 5
+    gelu: str = "exact"
+    tokenlearner_conv_layers: int = 3
+    tokenlearner_conv_bias: bool = True
+    tokenlearner_pooling: str = "mean"
 
 
 ReducerBuilder = Callable[[ReducerSpec], TokenReducer]
@@ -68,12 +77,15 @@ def build_token_reducer(kind: str, spec: ReducerSpec) -> TokenReducer:
 
 @TOKEN_REDUCERS.register("tokenlearner_v1")
 def tokenlearner_v1(spec: ReducerSpec) -> TokenReducer:
-    return GridTokenLearner(spec.dim, spec.reducer_tokens)
+    return GridTokenLearner(
+        spec.dim, spec.reducer_tokens, spec.tokenlearner_conv_layers,
+        spec.tokenlearner_conv_bias, spec.tokenlearner_pooling, spec.gelu,
+    )
 
 
 @TOKEN_REDUCERS.register("tokenlearner_v11")
 def tokenlearner_v11(spec: ReducerSpec) -> TokenReducer:
-    return SequenceTokenLearnerV11(spec.dim, spec.reducer_tokens, hidden_dim=64)
+    return SequenceTokenLearnerV11(spec.dim, spec.reducer_tokens, hidden_dim=64, gelu=spec.gelu)
 
 
 @TOKEN_REDUCERS.register("ats")
