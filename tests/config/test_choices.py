@@ -15,7 +15,8 @@ from videotl.engine.optim import OPTIMIZERS
 from videotl.engine.precision import PRECISIONS
 from videotl.evaluation.ensemble import AGGREGATIONS
 from videotl.models import MODELS
-from videotl.models.backbones.vit_weights import INFLATIONS
+from videotl.models.weights import FORMATS
+from videotl.models.weights.timm import INFLATIONS
 from videotl.models.backbones.vivit import CLASSIFIERS
 from videotl.models.layers import TOKEN_FUSIONS, TOKEN_TRANSFORMERS, TOKENIZERS
 from videotl.models.reducers import TOKEN_REDUCERS
@@ -26,6 +27,7 @@ OWNERS = {
     "data.decoder": BACKENDS,
     "model.classifier": CLASSIFIERS,
     "model.name": MODELS.names(),
+    "model.pretrained_format": FORMATS,
     "model.pretrained_inflation": INFLATIONS,
     "model.space_time_module": SPACE_TIME_MODULES.names(),
     "model.token_fusion": TOKEN_FUSIONS,

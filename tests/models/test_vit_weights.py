@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from videotl.config import ConfigError, load_config
 from videotl.models import build_model
-from videotl.models.backbones.vit_weights import inflate_patch_embedding, load_image_vit
+from videotl.models.weights.timm import inflate_patch_embedding, load_image_vit
 from videotl.utils.checkpoint import CheckpointError, read_state_dict
 from videotl.models.backbones.vivit import VisionTransformer
 

@@ -63,6 +63,9 @@ class ModelConfig:
     # and how 2D patch filters become tubelet filters: central frame or average over frames.
     pretrained: Optional[str] = None
     pretrained_inflation: str = "central"
+    # ... the file's format (videotl.models.weights, docs/PRETRAINED.md): auto (told by the file's
+    # suffix and tensor names), videotl, timm (image ViT), hf (transformers ViViT), scenic (Flax).
+    pretrained_format: str = "auto"
 
 
 @dataclass

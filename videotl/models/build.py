@@ -22,7 +22,6 @@ from torch import nn
 from videotl.config import ConfigError, ExperimentConfig, register_choices
 from videotl.config.choices import choice_error
 from videotl.models import backbones  # noqa: F401  (registers the models)
-from videotl.models.backbones.vit_weights import INFLATIONS
 from videotl.models.backbones.vivit import CLASSIFIERS
 from videotl.models.layers import (
     TOKEN_FUSIONS,
@@ -33,6 +32,8 @@ from videotl.models.layers import (
 from videotl.models.reducers import TOKEN_REDUCERS
 from videotl.models.registry import MODELS
 from videotl.models.space_time import SPACE_TIME_MODULES
+from videotl.models.weights import FORMATS
+from videotl.models.weights.timm import INFLATIONS
 from videotl.registry import Registry, RegistryError
 from videotl.utils.checkpoint import CheckpointError
 
@@ -55,6 +56,7 @@ BUILDER_KEYS = (
     "model.attention_dropout",
     "model.drop_path",
     "model.pretrained",
+    "model.pretrained_format",
     "model.pretrained_inflation",
 )
 
@@ -68,6 +70,7 @@ MODEL_CHOICES: dict[str, Registry | Callable[[], Collection[str]]] = {
     "model.token_transformer": lambda: TOKEN_TRANSFORMERS,
     "model.token_fusion": lambda: TOKEN_FUSIONS,
     "model.classifier": lambda: CLASSIFIERS,
+    "model.pretrained_format": lambda: FORMATS,
     "model.pretrained_inflation": lambda: INFLATIONS,
 }
 for _key, _names in MODEL_CHOICES.items():

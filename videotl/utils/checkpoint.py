@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save as safetensors_bytes
 from torch import nn
 
 from videotl.errors import InputError
@@ -189,6 +189,21 @@ class LoadReport:
         if self.unexpected:
             lines.append(f"  unexpected in file (ignored): {', '.join(self.unexpected)}")
         return "\n".join(lines)
+
+
+def save_state_dict(
+    tensors: dict[str, torch.Tensor],
+    path: str | os.PathLike,
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Writes model weights as ``.safetensors`` (with string ``metadata``), atomically."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"cannot write {path}: weights are written as .safetensors files")
+    data = safetensors_bytes({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+                             metadata)
+    with atomic_write(path, "wb") as handle:
+        handle.write(data)
 
 
 def load_model_weights(

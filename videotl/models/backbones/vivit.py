@@ -35,9 +35,9 @@ import torch
 from torch import nn
 
 from videotl.models.backbones.token_encoder import DEFAULT_REDUCER, TokenEncoder
-from videotl.models.backbones.vit_weights import load_image_vit
 from videotl.models.layers import resize_grid_embedding
 from videotl.models.registry import register_model
+from videotl.models.weights import load_pretrained
 
 CLASSIFIERS = ("token", "gap")
 
@@ -258,10 +258,13 @@ def _architecture(size: Size, patch_size: int, **changes) -> dict:
     return {**arguments, **changes}
 
 
-def _build(architecture: dict, pretrained: str | None, inflation: str, **arguments):
+def _build(
+    architecture: dict, pretrained: str | None, inflation: str, pretrained_format: str,
+    **arguments,
+):
     model = VisionTransformer(**architecture, **arguments)
     if pretrained is not None:
-        load_image_vit(model, pretrained, inflation)
+        load_pretrained(model, pretrained, pretrained_format, inflation)
     return model
 
 
@@ -277,10 +280,12 @@ def _video(name: str, doc: str, architecture: dict) -> None:
         attention_dropout: float = 0.0,
         drop_path: float = 0.0,
         pretrained: str | None = None,
+        pretrained_format: str = "auto",
         pretrained_inflation: str = "central",
     ) -> VisionTransformer:
         return _build(
             {"tubelet_size": 2, **architecture}, pretrained, pretrained_inflation,
+            pretrained_format,
             num_classes=num_classes, num_frames=num_frames, train_crop_size=train_crop_size,
             classifier=classifier, dropout=dropout, attention_dropout=attention_dropout,
             drop_path=drop_path,
@@ -306,11 +311,12 @@ def _video_reduced(name: str, doc: str, architecture: dict) -> None:
         attention_dropout: float = 0.0,
         drop_path: float = 0.0,
         pretrained: str | None = None,
+        pretrained_format: str = "auto",
         pretrained_inflation: str = "central",
     ) -> VisionTransformer:
         return _build(
             _placed({"tubelet_size": 2, **architecture}, reducer_layers, reducer_tokens),
-            pretrained, pretrained_inflation,
+            pretrained, pretrained_inflation, pretrained_format,
             num_classes=num_classes, num_frames=num_frames, train_crop_size=train_crop_size,
             classifier=classifier, token_reducer=token_reducer, dropout=dropout,
             attention_dropout=attention_dropout, drop_path=drop_path,
@@ -331,9 +337,10 @@ def _image(name: str, doc: str, architecture: dict) -> None:
         attention_dropout: float = 0.0,
         drop_path: float = 0.0,
         pretrained: str | None = None,
+        pretrained_format: str = "auto",
     ) -> VisionTransformer:
         return _build(
-            architecture, pretrained, "central", num_classes=num_classes,
+            architecture, pretrained, "central", pretrained_format, num_classes=num_classes,
             train_crop_size=train_crop_size, classifier=classifier, dropout=dropout,
             attention_dropout=attention_dropout, drop_path=drop_path,
         )
@@ -357,9 +364,11 @@ def _image_reduced(name: str, doc: str, architecture: dict) -> None:
         attention_dropout: float = 0.0,
         drop_path: float = 0.0,
         pretrained: str | None = None,
+        pretrained_format: str = "auto",
     ) -> VisionTransformer:
         return _build(
             _placed(architecture, reducer_layers, reducer_tokens), pretrained, "central",
+            pretrained_format,
             num_classes=num_classes, train_crop_size=train_crop_size, classifier=classifier,
             token_reducer=token_reducer, dropout=dropout, attention_dropout=attention_dropout,
             drop_path=drop_path, clustering_iterations=clustering_iterations,
