@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from videotl.models.weights.hf import BACKBONE_TENSORS, hf_vivit_state_dict, is_hf_vivit
+from videotl.models.weights.scenic import scenic_state_dict
 from videotl.models.weights.timm import INFLATIONS, image_vit_state_dict
 from videotl.utils.checkpoint import (
     TORCH_SUFFIXES,
@@ -34,9 +35,6 @@ from videotl.utils.checkpoint import (
     read_state_dict,
 )
 
-# Scenic's Flax format is not part of this version yet.
-scenic = None
-_SCENIC_MISSING = "not part of this version of videotl"
 
 FORMATS = ("auto", "videotl", "timm", "hf", "scenic")
 STATE_DICT_SUFFIXES = (".safetensors", *TORCH_SUFFIXES)
@@ -59,7 +57,8 @@ def load_pretrained(
     if not path.is_file():
         raise CheckpointError(f"checkpoint file not found: {path}")
     if format == "scenic" or (format == "auto" and path.suffix not in STATE_DICT_SUFFIXES):
-        target, report = _scenic_state_dict(model, path)
+        # A classifier for another number of classes is skipped, as for the other formats.
+        target, report = scenic_state_dict(model, path, inflation, new_classifier=True)
     else:
         source = read_state_dict(path)
         chosen = detect_format(source, path) if format == "auto" else format
@@ -139,17 +138,6 @@ def _hf(
     source: dict[str, torch.Tensor], model: nn.Module, path: str, inflation: str
 ) -> tuple[dict[str, torch.Tensor], LoadReport]:
     return hf_vivit_state_dict(source, model, path)
-
-
-def _scenic_state_dict(
-    model: nn.Module, path: Path
-) -> tuple[dict[str, torch.Tensor], LoadReport]:
-    if scenic is None:
-        raise CheckpointError(
-            f"{path}: the scenic format is not available in this installation "
-            f"({_SCENIC_MISSING})"
-        )
-    return scenic.scenic_state_dict(model, path)
 
 
 MAPPERS: dict[str, Mapper] = {"videotl": videotl_state_dict, "timm": _timm, "hf": _hf}
