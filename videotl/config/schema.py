@@ -66,6 +66,19 @@ class ModelConfig:
     # ... the file's format (videotl.models.weights, docs/PRETRAINED.md): auto (told by the file's
     # suffix and tensor names), videotl, timm (image ViT), hf (transformers ViViT), scenic (Flax).
     pretrained_format: str = "auto"
+    # Reference numerics (docs/TOKEN_REDUCERS.md#reference-numerics). ViT/ViViT: the GELU form
+    # of every block, TokenLearner and TokenFuser: "exact" (erf, as timm) or "tanh" (the Flax
+    # reference code: Scenic, transformers' ViViT).
+    gelu: str = "exact"
+    # ... with classifier "gap": LayerNorm after the average ("pool_then_norm", timm's fc_norm)
+    # or on every token before it ("norm_then_pool", Scenic).
+    gap_norm: str = "pool_then_norm"
+    # ... TokenLearner v1 (token_reducer tokenlearner_v1): the 3x3 convolutions computing its
+    # maps (GELU between them; the paper's text: 3, the authors' release: 4), their biases
+    # (release: false) and the pooling over positions, "mean" (eq. 1) or "sum" (release).
+    tokenlearner_conv_layers: int = _field(3, min=1)
+    tokenlearner_conv_bias: bool = True
+    tokenlearner_pooling: str = "mean"
 
 
 @dataclass

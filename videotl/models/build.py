@@ -22,18 +22,20 @@ from torch import nn
 from videotl.config import ConfigError, ExperimentConfig, register_choices
 from videotl.config.choices import choice_error
 from videotl.models import backbones  # noqa: F401  (registers the models)
-from videotl.models.backbones.vivit import CLASSIFIERS
+from videotl.models.weights import FORMATS
+from videotl.models.weights.timm import INFLATIONS
+from videotl.models.backbones.vivit import CLASSIFIERS, GAP_NORMS
 from videotl.models.layers import (
     TOKEN_FUSIONS,
     TOKEN_TRANSFORMERS,
     TOKENIZERS,
     TokenLearnerModule,
 )
-from videotl.models.reducers import TOKEN_REDUCERS
+from videotl.models.layers.mlp import GELU_FORMS
+from videotl.models.layers.token_learner import POOLINGS
+from videotl.models.reducers import TOKEN_REDUCERS, GridTokenLearner
 from videotl.models.registry import MODELS
 from videotl.models.space_time import SPACE_TIME_MODULES
-from videotl.models.weights import FORMATS
-from videotl.models.weights.timm import INFLATIONS
 from videotl.registry import Registry, RegistryError
 from videotl.utils.checkpoint import CheckpointError
 
@@ -58,6 +60,11 @@ BUILDER_KEYS = (
     "model.pretrained",
     "model.pretrained_format",
     "model.pretrained_inflation",
+    "model.gelu",
+    "model.gap_norm",
+    "model.tokenlearner_conv_layers",
+    "model.tokenlearner_conv_bias",
+    "model.tokenlearner_pooling",
 )
 
 # Config keys whose value names something the models own, with the owner's list; load_config
@@ -72,6 +79,9 @@ MODEL_CHOICES: dict[str, Registry | Callable[[], Collection[str]]] = {
     "model.classifier": lambda: CLASSIFIERS,
     "model.pretrained_format": lambda: FORMATS,
     "model.pretrained_inflation": lambda: INFLATIONS,
+    "model.gelu": lambda: GELU_FORMS,
+    "model.gap_norm": lambda: GAP_NORMS,
+    "model.tokenlearner_pooling": lambda: POOLINGS,
 }
 for _key, _names in MODEL_CHOICES.items():
     register_choices(_key, _names)
@@ -79,6 +89,11 @@ for _key, _names in MODEL_CHOICES.items():
 # config keys that configure TokenLearnerModule: set to a non-default value, the built model must
 # contain one.
 TOKEN_LEARNER_KEYS = ("model.tokenizer", "model.token_transformer", "model.token_fusion")
+# config keys that configure the tokenlearner_v1 reducer (GridTokenLearner): set to a non-default
+# value, the built model must contain one.
+GRID_TOKEN_LEARNER_KEYS = (
+    "model.tokenlearner_conv_layers", "model.tokenlearner_conv_bias", "model.tokenlearner_pooling"
+)
 
 
 def list_models() -> list[str]:
@@ -103,6 +118,7 @@ def build_model(cfg: ExperimentConfig) -> nn.Module:
             raise
         raise ConfigError(f"{', '.join(keys)}: {error}") from None
     check_token_learner_keys_are_used(cfg, model, arguments)
+    check_grid_token_learner_keys_are_used(cfg, model)
     return model
 
 
@@ -157,6 +173,22 @@ def check_token_learner_keys_are_used(
     raise ConfigError(
         f"{', '.join(changed)} configures the TokenLearner module, but model "
         f"{cfg.model.name!r}{where} has none; choose a module with one (e.g. conv2d+tokenlearner)"
+    )
+
+
+def check_grid_token_learner_keys_are_used(cfg: ExperimentConfig, model: nn.Module) -> None:
+    """Raises if a TokenLearner v1 reducer key is set but ``model`` has no ``GridTokenLearner``
+    (``model.token_reducer=tokenlearner_v1`` with reducer layers)."""
+    defaults = ExperimentConfig()
+    changed = [
+        f"{key}={_get(cfg, key)!r}" for key in GRID_TOKEN_LEARNER_KEYS
+        if _get(cfg, key) != _get(defaults, key)
+    ]
+    if not changed or any(isinstance(m, GridTokenLearner) for m in model.modules()):
+        return
+    raise ConfigError(
+        f"{', '.join(changed)} configures the tokenlearner_v1 reducer, but model "
+        f"{cfg.model.name!r} with model.token_reducer={cfg.model.token_reducer!r} has none"
     )
 
 

@@ -23,7 +23,14 @@ grid with a residual (except after the last block when only the class token is r
 token (if any) bypasses the reducers and is always kept.
 
 Classification: ``classifier="token"`` (class token, then LayerNorm) or ``"gap"`` (no class token;
-average of all final tokens, then LayerNorm), then dropout and a linear layer.
+average of all final tokens, then LayerNorm: timm's ``fc_norm``; or, with
+``gap_norm="norm_then_pool"``, LayerNorm on every final token, then the average: Scenic's
+``encoder_norm`` before its pooling), then dropout and a linear layer.
+
+Reference numerics: ``gelu`` chooses the GELU form of every block, reducer and fuser (``"exact"``,
+erf, as timm; ``"tanh"`` as the Flax reference code: Scenic, transformers' ViViT). TokenLearner
+and TokenFuser use LayerNorm epsilon 1e-6 and the fuser's token mixing starts at zero, as
+released (google-research/scenic, ``scenic/projects/token_learner/model.py``).
 """
 
 from __future__ import annotations
@@ -35,11 +42,14 @@ import torch
 from torch import nn
 
 from videotl.models.backbones.token_encoder import DEFAULT_REDUCER, TokenEncoder
-from videotl.models.layers import resize_grid_embedding
+from videotl.models.layers import TokenFuserV11, resize_grid_embedding
 from videotl.models.registry import register_model
 from videotl.models.weights import load_pretrained
 
 CLASSIFIERS = ("token", "gap")
+# The order of LayerNorm and average in the "gap" classifier: timm's (average, then LayerNorm)
+# or the Flax reference's (LayerNorm on every token, then average).
+GAP_NORMS = ("pool_then_norm", "norm_then_pool")
 
 
 class TubeletEmbedding(nn.Module):
@@ -73,6 +83,10 @@ class VisionTransformer(nn.Module):
             attention heads, MLP width.
         temporal_depth: blocks of the temporal encoder; 0 builds the unfactorised model.
         classifier: ``"token"`` or ``"gap"``.
+        gap_norm: with ``"gap"``, ``"pool_then_norm"`` (timm) or ``"norm_then_pool"`` (Scenic).
+        gelu: GELU form of the whole network, ``"exact"`` (erf: timm) or ``"tanh"`` (Flax).
+        tokenlearner_conv_layers, tokenlearner_conv_bias, tokenlearner_pooling: TokenLearner
+            v1's convolutions, biases and pooling (``token_reducer="tokenlearner_v1"``).
         token_reducer, reducer_layers, reducer_tokens, token_fuser, clustering_iterations: token
             reduction in the (spatial) encoder (see ``TokenEncoder``); ``reducer_layers=None``
             disables it.
@@ -106,10 +120,14 @@ class VisionTransformer(nn.Module):
         attention_dropout: float = 0.0,
         drop_path: float = 0.0,
         clustering_iterations: int = 5,
+        gap_norm: str = "pool_then_norm",
+        gelu: str = "exact",
+        tokenlearner_conv_layers: int = 3,
+        tokenlearner_conv_bias: bool = True,
+        tokenlearner_pooling: str = "mean",
     ) -> None:
         super().__init__()
-        if classifier not in CLASSIFIERS:
-            raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {classifier!r}")
+        _check_classifier(classifier, gap_norm)
         if num_frames % tubelet_size:
             raise ValueError(
                 f"num_frames ({num_frames}) must be a multiple of the tubelet size {tubelet_size}"
@@ -119,6 +137,7 @@ class VisionTransformer(nn.Module):
                 f"train_crop_size {train_crop_size} is smaller than the patch size {patch_size}"
             )
         self.classifier = classifier
+        self.gap_norm = gap_norm
         self.num_frames = num_frames
         self.tubelet_size = tubelet_size
         self.temporal_size = num_frames // tubelet_size
@@ -135,6 +154,10 @@ class VisionTransformer(nn.Module):
             token_reducer, reducer_layers, reducer_tokens, token_fuser,
             read_grid=classifier == "gap",
             clustering_iterations=clustering_iterations,
+            gelu=gelu,
+            tokenlearner_conv_layers=tokenlearner_conv_layers,
+            tokenlearner_conv_bias=tokenlearner_conv_bias,
+            tokenlearner_pooling=tokenlearner_pooling,
         )
         for reducer in self.encoder.reducers:
             if reducer.needs_class_token and classifier != "token":
@@ -147,7 +170,7 @@ class VisionTransformer(nn.Module):
             positions = self.num_prefix_tokens + self.temporal_size
             self.temporal_pos_embed = nn.Parameter(torch.zeros(1, positions, dim))
             self.temporal_encoder = TokenEncoder(
-                dim, temporal_depth, num_heads, mlp_dim, attention_dropout, drop_path
+                dim, temporal_depth, num_heads, mlp_dim, attention_dropout, drop_path, gelu=gelu
             )
             self.temporal_norm = nn.LayerNorm(dim, eps=1e-6)
         self.head_drop = nn.Dropout(dropout)
@@ -168,6 +191,9 @@ class VisionTransformer(nn.Module):
                 nn.init.trunc_normal_(parameter, std=0.02)
             elif name.endswith("cls_token"):
                 nn.init.normal_(parameter, std=1e-6)
+        for module in self.modules():
+            if isinstance(module, TokenFuserV11):
+                module.reset_token_mix()  # zero, as released, unless built otherwise
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, 3, T, H, W]`` (or ``[B, 3, H, W]`` for images) -> ``[B, dim]``."""
@@ -225,8 +251,22 @@ class VisionTransformer(nn.Module):
         return (cls_token + pos_embed[:, :1]).expand(batch, -1, -1)
 
     def _pool(self, x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
-        """``[B, K + N, C] -> [B, C]``: the class token, or the mean of all tokens."""
-        return norm(x[:, 0] if self.classifier == "token" else x.mean(dim=1))
+        """``[B, K + N, C] -> [B, C]``: the class token, or the mean of all tokens, normalised
+        (``gap_norm``: after the mean, or every token before it)."""
+        if self.classifier == "token":
+            return norm(x[:, 0])
+        if self.gap_norm == "norm_then_pool":
+            return norm(x).mean(dim=1)
+        return norm(x.mean(dim=1))
+
+
+def _check_classifier(classifier: str, gap_norm: str) -> None:
+    if classifier not in CLASSIFIERS:
+        raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {classifier!r}")
+    if gap_norm not in GAP_NORMS:
+        raise ValueError(f"gap_norm must be one of {GAP_NORMS}, got {gap_norm!r}")
+    if classifier != "gap" and gap_norm != GAP_NORMS[0]:
+        raise ValueError(f"gap_norm {gap_norm!r} applies to classifier 'gap', not {classifier!r}")
 
 
 # --- Registered models --------------------------------------------------------------------------
@@ -282,13 +322,15 @@ def _video(name: str, doc: str, architecture: dict) -> None:
         pretrained: str | None = None,
         pretrained_format: str = "auto",
         pretrained_inflation: str = "central",
+        gelu: str = "exact",
+        gap_norm: str = "pool_then_norm",
     ) -> VisionTransformer:
         return _build(
             {"tubelet_size": 2, **architecture}, pretrained, pretrained_inflation,
             pretrained_format,
             num_classes=num_classes, num_frames=num_frames, train_crop_size=train_crop_size,
             classifier=classifier, dropout=dropout, attention_dropout=attention_dropout,
-            drop_path=drop_path,
+            drop_path=drop_path, gelu=gelu, gap_norm=gap_norm,
         )
 
     _register(name, doc, builder)
@@ -313,6 +355,11 @@ def _video_reduced(name: str, doc: str, architecture: dict) -> None:
         pretrained: str | None = None,
         pretrained_format: str = "auto",
         pretrained_inflation: str = "central",
+        gelu: str = "exact",
+        gap_norm: str = "pool_then_norm",
+        tokenlearner_conv_layers: int = 3,
+        tokenlearner_conv_bias: bool = True,
+        tokenlearner_pooling: str = "mean",
     ) -> VisionTransformer:
         return _build(
             _placed({"tubelet_size": 2, **architecture}, reducer_layers, reducer_tokens),
@@ -320,7 +367,10 @@ def _video_reduced(name: str, doc: str, architecture: dict) -> None:
             num_classes=num_classes, num_frames=num_frames, train_crop_size=train_crop_size,
             classifier=classifier, token_reducer=token_reducer, dropout=dropout,
             attention_dropout=attention_dropout, drop_path=drop_path,
-            clustering_iterations=clustering_iterations,
+            clustering_iterations=clustering_iterations, gelu=gelu, gap_norm=gap_norm,
+            tokenlearner_conv_layers=tokenlearner_conv_layers,
+            tokenlearner_conv_bias=tokenlearner_conv_bias,
+            tokenlearner_pooling=tokenlearner_pooling,
         )
 
     _register(name, doc, builder)
@@ -338,11 +388,14 @@ def _image(name: str, doc: str, architecture: dict) -> None:
         drop_path: float = 0.0,
         pretrained: str | None = None,
         pretrained_format: str = "auto",
+        gelu: str = "exact",
+        gap_norm: str = "pool_then_norm",
     ) -> VisionTransformer:
         return _build(
             architecture, pretrained, "central", pretrained_format, num_classes=num_classes,
             train_crop_size=train_crop_size, classifier=classifier, dropout=dropout,
-            attention_dropout=attention_dropout, drop_path=drop_path,
+            attention_dropout=attention_dropout, drop_path=drop_path, gelu=gelu,
+            gap_norm=gap_norm,
         )
 
     _register(name, doc, builder)
@@ -365,13 +418,21 @@ def _image_reduced(name: str, doc: str, architecture: dict) -> None:
         drop_path: float = 0.0,
         pretrained: str | None = None,
         pretrained_format: str = "auto",
+        gelu: str = "exact",
+        gap_norm: str = "pool_then_norm",
+        tokenlearner_conv_layers: int = 3,
+        tokenlearner_conv_bias: bool = True,
+        tokenlearner_pooling: str = "mean",
     ) -> VisionTransformer:
         return _build(
             _placed(architecture, reducer_layers, reducer_tokens), pretrained, "central",
             pretrained_format,
             num_classes=num_classes, train_crop_size=train_crop_size, classifier=classifier,
             token_reducer=token_reducer, dropout=dropout, attention_dropout=attention_dropout,
-            drop_path=drop_path, clustering_iterations=clustering_iterations,
+            drop_path=drop_path, clustering_iterations=clustering_iterations, gelu=gelu,
+            gap_norm=gap_norm, tokenlearner_conv_layers=tokenlearner_conv_layers,
+            tokenlearner_conv_bias=tokenlearner_conv_bias,
+            tokenlearner_pooling=tokenlearner_pooling,
         )
 
     _register(name, doc, builder)
