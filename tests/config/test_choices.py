@@ -17,8 +17,10 @@ from videotl.evaluation.ensemble import AGGREGATIONS
 from videotl.models import MODELS
 from videotl.models.weights import FORMATS
 from videotl.models.weights.timm import INFLATIONS
-from videotl.models.backbones.vivit import CLASSIFIERS
+from videotl.models.backbones.vivit import CLASSIFIERS, GAP_NORMS
 from videotl.models.layers import TOKEN_FUSIONS, TOKEN_TRANSFORMERS, TOKENIZERS
+from videotl.models.layers.mlp import GELU_FORMS
+from videotl.models.layers.token_learner import POOLINGS
 from videotl.models.reducers import TOKEN_REDUCERS
 from videotl.models.space_time import SPACE_TIME_MODULES
 
@@ -26,6 +28,8 @@ OWNERS = {
     "data.dataset": DATASETS.names(),
     "data.decoder": BACKENDS,
     "model.classifier": CLASSIFIERS,
+    "model.gap_norm": GAP_NORMS,
+    "model.gelu": GELU_FORMS,
     "model.name": MODELS.names(),
     "model.pretrained_format": FORMATS,
     "model.pretrained_inflation": INFLATIONS,
@@ -34,6 +38,7 @@ OWNERS = {
     "model.token_reducer": TOKEN_REDUCERS.names(),
     "model.token_transformer": TOKEN_TRANSFORMERS,
     "model.tokenizer": TOKENIZERS,
+    "model.tokenlearner_pooling": POOLINGS,
     "solver.optimizer": OPTIMIZERS,
     "test.aggregation": AGGREGATIONS,
     "train.precision": PRECISIONS,
