@@ -1,3 +1,4 @@
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -156,6 +157,9 @@ def test_shipped_configs_load_save_back_and_build_their_model(path, tmp_path):
     cfg = load_config(path)
     save_config(cfg, tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == cfg
+    # A config may name weights a user converts first (docs/PRETRAINED.md); the architecture is
+    # what is checked here.
+    cfg = replace(cfg, model=replace(cfg.model, pretrained=None))
     size = cfg.data.train_crop_size
     with torch.device("meta"):  # full-size models, no memory or time spent
         logits = build_model(cfg)(torch.empty(2, 3, cfg.data.num_frames, size, size))
