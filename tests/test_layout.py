@@ -22,6 +22,8 @@ ALLOWED = {
     "engine": {"config", "data", "models", "evaluation", "utils"},
     "visualization": {"config", "registry", "utils", "data", "models"},
     "experiments": {"config", "registry", "utils", "data", "models", "evaluation", "engine"},
+    "inference": {"config", "registry", "kernels", "utils", "data", "models", "evaluation",
+                  "visualization"},
 }
 
 
