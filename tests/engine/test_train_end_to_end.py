@@ -49,6 +49,9 @@ def test_train_writes_every_output_and_tests(synthetic_kinetics, tmp_path):
     scores = np.load(out / "test_scores.npz")
     assert scores["scores"].shape == (10, 10) and len(scores["video_ids"]) == 10
     np.testing.assert_allclose(scores["scores"].sum(axis=1), 1.0, rtol=1e-5)
+    per_class = (out / "per_class.csv").read_text().splitlines()
+    assert len(per_class) == 11 and per_class[0].startswith("index,class,support,accuracy,")
+    assert (out / "confusion.csv").is_file() and (out / "confusion.png").is_file()
 
 
 def test_interrupted_run_resumes_to_the_same_result(synthetic_kinetics, tmp_path):

@@ -15,7 +15,7 @@ from typing import Any
 from tqdm import tqdm
 
 from videotl.engine.hooks import HookBase
-from videotl.files import write_text_atomic
+from videotl.files import atomic_write, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -176,8 +176,9 @@ class TensorBoardHook(HookBase):
 
 
 class CurvesPlotHook(HookBase):
-    """Draws loss, LR and validation metrics from ``metrics.jsonl`` into a PNG when training
-    ends (the whole history, resumed runs included)."""
+    """Draws loss, LR and the validation metrics that are fractions (top-1, top-5, mean class
+    accuracy, mAP; not counts such as ``num_videos``) from ``metrics.jsonl`` into a PNG when
+    training ends (the whole history, resumed runs included)."""
 
     def __init__(self, metrics_path: str | Path, png_path: str | Path) -> None:
         self.metrics_path = Path(metrics_path)
@@ -187,15 +188,40 @@ class CurvesPlotHook(HookBase):
         plot_training_curves(self.metrics_path, self.png_path)
 
 
+# Validation metrics that are fractions in [0, 1], drawn on one axis from 0 to 1. Counts
+# (num_videos, num_failed_views, ...) are not drawn: on the same axis they flatten the metrics.
+FRACTION_METRICS = ("top1", "top5", "mean_class_accuracy", "map")
+
+
+def validation_series(epochs: list[dict]) -> dict[str, tuple[list[int], list[float]]]:
+    """The validation curves of the figure: ``{metric: (epochs, values)}`` for each of
+    ``FRACTION_METRICS`` that some epoch record holds (as ``val_<metric>``), in that order."""
+    series = {}
+    for name in FRACTION_METRICS:
+        points = [(r["epoch"], float(r[f"val_{name}"])) for r in epochs if f"val_{name}" in r]
+        if points:
+            series[name] = ([e for e, _ in points], [v for _, v in points])
+    return series
+
+
 def plot_training_curves(metrics_path: str | Path, png_path: str | Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Draws ``metrics.jsonl`` (``read_metrics``) into ``png_path`` (``training_figure``)."""
     steps, epochs = read_metrics(metrics_path)
-    val_keys = sorted({k for r in epochs for k in r if k.startswith("val_")})
-    figure, axes = plt.subplots(1, 3 if val_keys else 2, figsize=(15 if val_keys else 10, 4))
+    figure = training_figure(steps, epochs)
+    with atomic_write(png_path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=100)
+
+
+def training_figure(steps: list[dict], epochs: list[dict]) -> Any:
+    """A matplotlib ``Figure`` (Agg canvas, no window): training loss per iteration and per
+    epoch, learning rate, and when validated, ``validation_series`` on an axis from 0 to 1."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # heavy: only when drawing
+    from matplotlib.figure import Figure
+
+    validation = validation_series(epochs)
+    figure = Figure(figsize=(15 if validation else 10, 4))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 3 if validation else 2)
     axes[0].plot([r["iteration"] for r in steps], [r["loss"] for r in steps], lw=0.6,
                  label="iteration")
     axes[0].plot([r["iteration"] for r in epochs], [r["loss"] for r in epochs], "o-",
@@ -204,16 +230,13 @@ def plot_training_curves(metrics_path: str | Path, png_path: str | Path) -> None
     axes[0].legend()
     axes[1].plot([r["iteration"] for r in steps], [r["lr"] for r in steps])
     axes[1].set(xlabel="iteration", ylabel="learning rate", title="learning rate")
-    for key in val_keys:
-        points = [(r["epoch"], r[key]) for r in epochs if key in r]
-        axes[2].plot(*zip(*points), "o-", label=key[4:])
-    if val_keys:
-        axes[2].set(xlabel="epoch", title="validation")
+    for name, (x, y) in validation.items():
+        axes[2].plot(x, y, "o-", label=name)
+    if validation:
+        axes[2].set(xlabel="epoch", ylabel="fraction (0-1)", title="validation", ylim=(0, 1))
         axes[2].legend()
     figure.tight_layout()
-    Path(png_path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(png_path, dpi=100)
-    plt.close(figure)
+    return figure
 
 
 def read_metrics(path: str | Path) -> tuple[list[dict], list[dict]]:

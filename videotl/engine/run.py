@@ -32,6 +32,7 @@ from videotl.engine.resume import check_resumable
 from videotl.engine.trainer import Trainer
 from videotl.evaluation.ensemble import AGGREGATIONS
 from videotl.evaluation.evaluator import TestResult, evaluate, write_test_outputs
+from videotl.evaluation.reports import write_class_reports
 from videotl.files import remove_stale_temporaries
 from videotl.models import build_model
 from videotl.utils import checkpoint as ckpt
@@ -179,7 +180,8 @@ def _training_hooks(cfg: ExperimentConfig, model: nn.Module, device: torch.devic
 
 def evaluate_checkpoint(cfg: ExperimentConfig, checkpoint: str | Path) -> dict[str, Any]:
     """Multi-view test of the weights in ``checkpoint``; writes ``config.yaml``,
-    ``test_metrics.json`` and ``test_scores.npz`` to ``output_dir`` and returns the metrics."""
+    ``test_metrics.json``, ``test_scores.npz`` and the per-class reports
+    (``evaluation.reports``) to ``output_dir`` and returns the metrics."""
     device = _setup(cfg)
     if distributed.is_main_process():
         save_config(cfg, Path(cfg.output_dir) / "config.yaml")
@@ -206,4 +208,8 @@ def _test_and_write(cfg: ExperimentConfig, model: nn.Module, device: torch.devic
         shown = {k: v for k, v in result.metrics.items() if not isinstance(v, list)}
         logger.info("test metrics: %s", shown)
         logger.info("wrote %s and %s", metrics_path, scores_path)
+        reports = write_class_reports(result.scores, result.targets,
+                                      getattr(loader.dataset, "class_names", None),
+                                      cfg.output_dir)
+        logger.info("wrote %s", ", ".join(str(path) for path in reports))
     return result

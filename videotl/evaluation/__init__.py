@@ -1,4 +1,4 @@
-"""Evaluation: metrics, multi-view ensembling and the evaluator."""
+"""Evaluation: metrics, multi-view ensembling, the evaluator and per-class reports."""
 
 from videotl.evaluation.ensemble import ViewEnsembler
 from videotl.evaluation.metrics import (
@@ -7,11 +7,25 @@ from videotl.evaluation.metrics import (
     mean_class_accuracy,
     top_k_accuracy,
 )
+from videotl.evaluation.reports import (
+    class_reports,
+    compare_classes,
+    confusion_matrix,
+    load_test_scores,
+    recompute_metrics,
+    write_class_reports,
+)
 
 __all__ = [
     "ViewEnsembler",
     "average_precision_per_class",
+    "class_reports",
+    "compare_classes",
+    "confusion_matrix",
+    "load_test_scores",
     "mean_average_precision",
     "mean_class_accuracy",
+    "recompute_metrics",
     "top_k_accuracy",
+    "write_class_reports",
 ]
