@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Exports a trained model to TorchScript or ONNX for clips ``[B, 3, T, S, S]`` -> logits
+``[B, num_classes]``, and checks the exported model against PyTorch on a random clip.
+
+- ``--format torchscript``: ``torch.jit.trace``; load with ``import videotl`` (registers the
+  ``videotl::vector_attention`` op) then ``torch.jit.load(FILE)``; ``--portable`` traces
+  standard operators only (loads without videotl, e.g. in libtorch).
+- ``--format onnx``: ``torch.onnx.export(dynamo=True)``, opset 18, dynamic batch; run with
+  ``onnxruntime.InferenceSession(FILE)`` (input ``clip``, output ``logits``). Needs
+  ``pip install videotl[export]``.
+
+Every registered model exports (X(2+1)D with any space-time module, ViViT/ViT with or without
+token reducers and fusers), except:
+  model.token_reducer=ats: ATS keeps a data-dependent number of tokens, which a traced or ONNX
+  graph cannot express.
+
+Example:
+    python tools/export.py --config configs/kinetics400/vivit_b16_tl8at6.yaml \\
+        --checkpoint runs/k400/checkpoint.pt --format onnx --out vivit.onnx
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from videotl.config import load_config
+from videotl.inference.export import EXPORT_FORMATS, export_from_config
+from videotl.utils.cli import config_parser
+from videotl.utils.tool_errors import run_tool
+
+
+def main() -> int:
+    parser = config_parser(__doc__)
+    parser.add_argument("--checkpoint", type=Path, required=True,
+                        help="trained weights (loaded strictly)")
+    parser.add_argument("--format", choices=EXPORT_FORMATS, required=True,
+                        help="torchscript or onnx")
+    parser.add_argument("--out", type=Path, required=True, help="the file to write")
+    parser.add_argument("--frames", type=int, default=None,
+                        help="frames T of the input (default: data.num_frames)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="height and width S of the input (default: data.test_crop_size)")
+    parser.add_argument("--portable", action="store_true",
+                        help="torchscript: standard operators only (PyTorch's fused attention "
+                             "instead of the videotl::vector_attention op)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cfg = load_config(args.config, args.overrides)
+    result = export_from_config(cfg, args.checkpoint, args.format, args.out,
+                                args.frames, args.size, args.portable)
+    print(f"wrote {result.path} ({result.format}, input [B, 3, {result.frames}, {result.size}, "
+          f"{result.size}]); largest difference to PyTorch {result.max_abs_difference:.3g}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_tool(main)
