@@ -9,7 +9,7 @@
   ``onnxruntime.InferenceSession(FILE)`` (input ``clip``, output ``logits``). Needs
   ``pip install videotl[export]``.
 
-Every registered model exports (X(2+1)D with any space-time module, ViViT/ViT with or without
+Checked to export: X(2+1)D with conv2d+tokenlearner; ViViT/ViT (factorised too) with or without
 token reducers and fusers), except:
   model.token_reducer=ats: ATS keeps a data-dependent number of tokens, which a traced or ONNX
   graph cannot express.
