@@ -10,7 +10,7 @@
   ``pip install videotl[export]``.
 
 Checked to export: X(2+1)D with conv2d+tokenlearner; ViViT/ViT (factorised too) with or without
-token reducers and fusers), except:
+token reducers and fusers; not exportable:
   model.token_reducer=ats: ATS keeps a data-dependent number of tokens, which a traced or ONNX
   graph cannot express.
 
