@@ -96,14 +96,16 @@ def _result(dataset: Any, ensembler: ViewEnsembler, map_missing_as_zero: bool) -
         logger.warning("%d videos could not be decoded and are left out of the metrics: %s",
                        len(failed), ", ".join(failed[:20]) + (" ..." if len(failed) > 20 else ""))
     if scored.any():
-        metrics.update(_metrics(scores[scored], targets[scored], dataset.multilabel,
-                                map_missing_as_zero))
+        metrics.update(score_metrics(scores[scored], targets[scored], dataset.multilabel,
+                                     map_missing_as_zero))
     return TestResult(metrics, list(dataset.video_ids), scores.numpy(), targets.numpy(),
                       ensembler.views.numpy(), failed)
 
 
-def _metrics(scores: torch.Tensor, targets: torch.Tensor, multilabel: bool,
-             map_missing_as_zero: bool) -> dict[str, Any]:
+def score_metrics(scores: torch.Tensor, targets: torch.Tensor, multilabel: bool,
+                  map_missing_as_zero: bool) -> dict[str, Any]:
+    """Top-1/top-5 and mean class accuracy (single-label) or mAP (multi-label) of
+    ``scores`` ``[V, K]`` against ``targets`` (``[V]`` indices or ``[V, K]`` multi-hot)."""
     if multilabel:
         per_class = average_precision_per_class(scores, targets)
         return {

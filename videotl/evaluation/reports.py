@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from videotl.errors import InputError
-from videotl.evaluation.evaluator import _metrics as evaluator_metrics
+from videotl.evaluation.evaluator import score_metrics
 from videotl.evaluation.metrics import average_precision_per_class
 from videotl.files import atomic_write, write_text_atomic
 
@@ -135,7 +135,7 @@ def recompute_metrics(scores: np.ndarray, targets: np.ndarray,
     metrics: dict[str, Any] = {"num_videos": int(scored.sum()),
                                "num_failed_videos": int((~scored).sum())}
     if scored.any():
-        metrics.update(evaluator_metrics(
+        metrics.update(score_metrics(
             torch.as_tensor(np.asarray(scores)[scored]),
             torch.as_tensor(np.asarray(targets)[scored]),
             is_multilabel(targets), map_missing_as_zero))
