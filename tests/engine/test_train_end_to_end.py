@@ -113,7 +113,8 @@ def test_mismatched_classes_and_checkpoints_are_reported(synthetic_kinetics, tmp
     weights = ckpt.last_checkpoint(tmp_path / "run")
     command = [sys.executable, "tools/test_net.py", "--config",
                "configs/demo/synthetic_kinetics.yaml", "--checkpoint", str(weights),
-               f"data.root={synthetic_kinetics}", "data.num_workers=0", "model.num_classes=7"]
+               f"data.root={synthetic_kinetics}", f"output_dir={tmp_path / 'tested'}",
+               "data.num_workers=0", "model.num_classes=7"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=repo)
     assert result.returncode == 2
     assert "model.num_classes=7" in result.stderr and "10 classes" in result.stderr
@@ -142,8 +143,9 @@ def test_test_net_writes_to_a_folder_of_its_own(synthetic_kinetics, tmp_path, re
     assert result.returncode == 0, result.stderr[-2000:]
     assert {name: (run / name).read_bytes() for name in before} == before
     own = run / "test" / "epoch_0001"
-    assert sorted(p.name for p in own.iterdir()) == ["config.yaml", "log.txt",
-                                                     "test_metrics.json", "test_scores.npz"]
+    assert sorted(p.name for p in own.iterdir()) == [
+        "config.yaml", "confusion.csv", "confusion.png", "log.txt", "per_class.csv",
+        "test_metrics.json", "test_scores.npz"]
     assert load_config(own / "config.yaml").test.num_temporal_views == 3
     assert json.loads((own / "test_metrics.json").read_text())["num_videos"] == 10
 
