@@ -6,7 +6,6 @@ inflation and shapes, and the errors for files that do not fit."""
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,6 @@ from videotl.utils.checkpoint import CheckpointError
 msgpack = pytest.importorskip("msgpack", reason="the Scenic reader needs msgpack")
 
 TINY = dict(num_classes=5, patch_size=8, dim=32, num_heads=4, mlp_dim=64)
-HAS_TL_V1_OPTIONS = "tokenlearner_conv_layers" in inspect.signature(VisionTransformer).parameters
 
 
 # --- Flax's msgpack encoding, written for the test ------------------------------------------------
@@ -204,7 +202,6 @@ def test_tokenlearner_v11_without_fuser_round_trip(tmp_path: Path) -> None:
     _assert_round_trip(arguments, tmp_path)
 
 
-@pytest.mark.skipif(not HAS_TL_V1_OPTIONS, reason="VisionTransformer lacks TokenLearner v1 options")
 def test_tokenlearner_v1_as_released_round_trip(tmp_path: Path) -> None:
     arguments = dict(TINY, train_crop_size=32, num_frames=1, depth=3, classifier="gap",
                      token_reducer="tokenlearner_v1", reducer_layers=1, reducer_tokens=4,

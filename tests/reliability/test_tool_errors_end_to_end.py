@@ -72,6 +72,7 @@ def test_bad_input_is_one_line_with_status_2(repo, tmp_path, script, args, start
     one_line(tool(repo, script, *args), 2, start)
 
 
+# The error under test is CUDA's absence; on a machine with a GPU, device=cuda is valid.
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_without_a_gpu(repo, tmp_path):
     result = tool(repo, "tools/train_net.py", "--config", DEMO, "device=cuda",
