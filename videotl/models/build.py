@@ -161,11 +161,7 @@ def check_token_learner_keys_are_used(
     cfg: ExperimentConfig, model: nn.Module, arguments: dict[str, Any]
 ) -> None:
     """Raises if a TokenLearner key is set but ``model`` has no ``TokenLearnerModule``."""
-    defaults = ExperimentConfig()
-    changed = [
-        f"{key}={_get(cfg, key)!r}" for key in TOKEN_LEARNER_KEYS
-        if _get(cfg, key) != _get(defaults, key)
-    ]
+    changed = _changed(cfg, TOKEN_LEARNER_KEYS)
     if not changed or any(isinstance(m, TokenLearnerModule) for m in model.modules()):
         return
     module = arguments.get("space_time_module")
@@ -179,17 +175,19 @@ def check_token_learner_keys_are_used(
 def check_grid_token_learner_keys_are_used(cfg: ExperimentConfig, model: nn.Module) -> None:
     """Raises if a TokenLearner v1 reducer key is set but ``model`` has no ``GridTokenLearner``
     (``model.token_reducer=tokenlearner_v1`` with reducer layers)."""
-    defaults = ExperimentConfig()
-    changed = [
-        f"{key}={_get(cfg, key)!r}" for key in GRID_TOKEN_LEARNER_KEYS
-        if _get(cfg, key) != _get(defaults, key)
-    ]
+    changed = _changed(cfg, GRID_TOKEN_LEARNER_KEYS)
     if not changed or any(isinstance(m, GridTokenLearner) for m in model.modules()):
         return
     raise ConfigError(
         f"{', '.join(changed)} configures the tokenlearner_v1 reducer, but model "
         f"{cfg.model.name!r} with model.token_reducer={cfg.model.token_reducer!r} has none"
     )
+
+
+def _changed(cfg: ExperimentConfig, keys: tuple[str, ...]) -> list[str]:
+    """``key=value`` for each of ``keys`` whose value differs from its default."""
+    defaults = ExperimentConfig()
+    return [f"{key}={_get(cfg, key)!r}" for key in keys if _get(cfg, key) != _get(defaults, key)]
 
 
 def _check_choice(key: str, value: Any) -> None:
