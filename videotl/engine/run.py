@@ -56,6 +56,9 @@ def _setup(cfg: ExperimentConfig) -> torch.device:
     device = distributed.select_device(cfg.device)
     distributed.init_distributed(device)
     setup_logging(cfg.output_dir, distributed.get_rank())
+    if distributed.is_distributed():
+        logger.info("process group of %d processes, %s backend", distributed.get_world_size(),
+                    distributed.backend())
     seed_everything(cfg.seed + distributed.get_rank())
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

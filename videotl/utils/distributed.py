@@ -18,12 +18,27 @@ from torch import nn
 from videotl.config import ConfigError
 
 
+# What torchrun (or any launcher of PyTorch's env:// rendezvous) sets for each process.
+LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def launched() -> bool:
+    """Whether a launcher such as torchrun started this process (its variables are set)."""
+    return all(name in os.environ for name in LAUNCHER_VARIABLES)
+
+
 def init_distributed(device: torch.device) -> None:
-    """Joins the process group when launched by torchrun (no-op otherwise or if joined)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+    """Joins the process group when launched by torchrun, also as its only process (a group of
+    one runs the multi-process code: DDP, NCCL on one GPU); no-op otherwise or if joined."""
+    if dist.is_initialized() or not (launched() or int(os.environ.get("WORLD_SIZE", "1")) > 1):
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend=backend)
+
+
+def backend() -> str | None:
+    """The process group's backend (``"nccl"``, ``"gloo"``), None outside one."""
+    return str(dist.get_backend()) if dist.is_initialized() else None
 
 
 def shutdown_distributed() -> None:
