@@ -18,13 +18,17 @@ Failures are never silent. In evaluation an undecodable view gives ``"ok": False
 another clip of the same video (``clip_retries``), then other random videos (``video_retries``);
 each bad file is logged once and counted, and once more than ``max_failure_fraction`` of the
 videos have failed, loading stops with ``DataLoadingError`` listing them.
+
+``train_item`` and ``view_item`` make the items of one video from its file or from its bytes
+(``data``): the tar-shard dataset (``videotl.data.shards``) reads the bytes and hands them here,
+so that clips, transforms and targets are this module's whatever the videos are stored in.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -128,6 +132,11 @@ class ClipDataset(Dataset):
         """Selects the training clips and augmentations of ``epoch`` (call before iterating)."""
         self._epoch[0] = epoch
 
+    @property
+    def epoch(self) -> int:
+        """The epoch ``set_epoch`` selected, as loader processes see it too."""
+        return int(self._epoch[0])
+
     def _item_generator(self, index: int) -> torch.Generator:
         key = np.random.SeedSequence([self.seed, int(self._epoch[0]), index])
         return torch.Generator().manual_seed(int(key.generate_state(1, dtype=np.uint64)[0] >> 1))
@@ -173,17 +182,35 @@ class ClipDataset(Dataset):
 
     # -- training ------------------------------------------------------------------------
     def _train_item(self, index: int) -> dict[str, Any]:
-        video_index = index
+        return self.train_item(index)
+
+    def train_item(
+        self,
+        video_index: int,
+        data: bytes | None = None,
+        other: Callable[[int, torch.Generator], tuple[int, bytes | None]] | None = None,
+    ) -> dict[str, Any]:
+        """The training item of video ``video_index``: a clip and augmentation drawn from the
+        generator of ``(seed, epoch, video_index)``, decoded from ``data`` (the video file's
+        bytes) when given, else from the file.
+
+        A video that fails is replaced (module docstring) by ``other(video_index, generator)``
+        -> ``(video_index, data)``; by default another random video, read from its file.
+        """
+        index = video_index
         errors = []
         generator = self._item_generator(index)
         for _ in range(self.policy.video_retries + 1):
             try:
-                video, target = self._train_clip(self.videos[video_index], generator)
+                video, target = self._train_clip(self.videos[video_index], generator, data)
                 return self._item(video, target, video_index, 0, True)
             except VideoDecodeError as error:
                 errors.append(error)
                 self._count_failure(error)
-                video_index = self._other_video(video_index, generator)
+                if other is None:
+                    video_index, data = self._other_video(video_index, generator), None
+                else:
+                    video_index, data = other(video_index, generator)
         tried = "; ".join(f"{error.path}: {error.reason}" for error in errors)
         raise DataLoadingError(
             f"{self.name} {self.split}: no clip could be loaded for item {index} after trying "
@@ -191,10 +218,10 @@ class ClipDataset(Dataset):
         )
 
     def _train_clip(
-        self, entry: VideoEntry, generator: torch.Generator
+        self, entry: VideoEntry, generator: torch.Generator, data: bytes | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         scale = self.train_transform.draw_scale(generator)
-        reader = self._open(entry, scale)
+        reader = self._open(entry, scale, data)
         last_error = None
         for _ in range(self.policy.clip_retries + 1):
             indices = self.sampling.train_indices(reader.num_frames, reader.fps, generator,
@@ -236,12 +263,17 @@ class ClipDataset(Dataset):
 
     # -- evaluation ----------------------------------------------------------------------
     def _view_item(self, index: int) -> dict[str, Any]:
-        video_index, view = divmod(index, self.views_per_video)
+        return self.view_item(*divmod(index, self.views_per_video))
+
+    def view_item(self, video_index: int, view: int, data: bytes | None = None) -> dict[str, Any]:
+        """View ``view`` (temporal view ``view // num_spatial_crops``, crop ``view %
+        num_spatial_crops``) of video ``video_index``, decoded from ``data`` (the video file's
+        bytes) when given, else from the file."""
         temporal, spatial = split_view(view, self.num_spatial_crops)
         entry = self.videos[video_index]
         target = self.video_target(video_index)
         try:
-            reader = self._open(entry, self.eval_transform.crop_size)
+            reader = self._open(entry, self.eval_transform.crop_size, data)
             indices = self.sampling.view_indices(
                 reader.num_frames, reader.fps, temporal, self.num_temporal_views,
                 first_frame=reader.first_frame,
@@ -256,12 +288,13 @@ class ClipDataset(Dataset):
         return self._item(video, target, video_index, view, True)
 
     # -- helpers -------------------------------------------------------------------------
-    def _open(self, entry: VideoEntry, short_side: int) -> VideoReader:
+    def _open(self, entry: VideoEntry, short_side: int, data: bytes | None = None) -> VideoReader:
         return VideoReader(
             entry.path,
             backend=self.policy.backend,
             short_side=short_side if self.policy.resize_at_decode else None,
             num_threads=self.policy.decoder_threads,
+            data=data,
         )
 
     def _multi_hot(self, classes: Any) -> torch.Tensor:

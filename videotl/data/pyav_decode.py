@@ -28,6 +28,7 @@ skipped; the frames they carried are absent from the result.
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Protocol
@@ -63,24 +64,25 @@ class DecodedFrames:
 
 
 def decode_frames(
-    path: str, index: FrameIndex, wanted: list[int], size: tuple[int, int], num_threads: int
+    path: str, index: FrameIndex, wanted: list[int], size: tuple[int, int], num_threads: int,
+    data: bytes | None = None,
 ) -> DecodedFrames:
     """Decodes frames ``wanted`` (indices into ``index.pts``, each with a keyframe) at ``size``
-    ``(width, height)``.
+    ``(width, height)``, from the file ``path`` or from its bytes ``data`` when given.
 
     Raises PyAV's errors for files it cannot open or read.
     """
     targets = sorted(set(wanted))
-    result = _run(path, _Decoder(index, targets, size, drop=True), num_threads)
+    result = _run(path, _Decoder(index, targets, size, drop=True), num_threads, data)
     if result.stream_end is not None and len(result.frames) < len(targets):
         # The stream ended early. Frames skipped as unreferenced may have been its last ones:
         # decode again without skipping so that ``stream_end`` is exact.
-        result = _run(path, _Decoder(index, targets, size, drop=False), num_threads)
+        result = _run(path, _Decoder(index, targets, size, drop=False), num_threads, data)
     return result
 
 
-def _run(path: str, decoder: "_Decoder", num_threads: int) -> DecodedFrames:
-    source = _Source(path, num_threads)
+def _run(path: str, decoder: "_Decoder", num_threads: int, data: bytes | None) -> DecodedFrames:
+    source = _Source(path, num_threads, data)
     try:
         for keyframe in decoder.keyframes():
             if not decoder.groups[keyframe]:  # its frames came out while decoding another
@@ -104,8 +106,8 @@ class _Source:
     """The open container; ``rewind`` reopens it (the only start that never depends on how a
     demuxer seeks)."""
 
-    def __init__(self, path: str, num_threads: int) -> None:
-        self.path, self.num_threads = path, num_threads
+    def __init__(self, path: str, num_threads: int, data: bytes | None = None) -> None:
+        self.path, self.num_threads, self.data = path, num_threads, data
         self.container: Any = None
         self.stream: Any = None
 
@@ -113,7 +115,8 @@ class _Source:
         import av
 
         self.close()
-        self.container = av.open(self.path, metadata_errors="ignore")
+        source = self.path if self.data is None else io.BytesIO(self.data)
+        self.container = av.open(source, metadata_errors="ignore")
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
         self.stream.codec_context.thread_count = self.num_threads

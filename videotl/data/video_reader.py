@@ -31,6 +31,9 @@ Decoding:
   reason.
 * Rotation metadata (display matrix, ``rotate`` tag) is applied: frames come out upright
   (``videotl.data.orientation``).
+* A video held in memory (``VideoReader(name, data=bytes)``, e.g. a member of a tar shard,
+  ``videotl.data.shards``) is read exactly as its file would be, without a temporary file: PyAV
+  opens it as a ``BytesIO``, decord as a file-like object; ``name`` only names it in messages.
 
 A stream cut in the middle of a group of pictures starts with frames that no keyframe reaches:
 ``first_frame`` is the first decodable one, and asking for earlier frames is an error. If frames
@@ -41,8 +44,11 @@ same rule as for clips longer than the video (see ``videotl.data.sampling``).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import lru_cache
@@ -153,13 +159,17 @@ class _Packets:
     first_keyframe: Any = None  # the packet, decoded for the rotation metadata
 
 
-def probe(path: str | os.PathLike) -> StreamIndex:
-    """Indexes the video stream of ``path`` (cached per process by path, size and mtime).
+def probe(path: str | os.PathLike, data: bytes | None = None) -> StreamIndex:
+    """Indexes the video stream of ``path`` (cached per process by path, size and mtime), or of
+    the video file's bytes ``data`` when given (``path`` then only names it; cached by name,
+    size and CRC-32 for the last ``MEMORY_INDEXES`` videos, since each view of a video probes).
 
     Raises:
         VideoDecodeError: missing file, empty file, not a video, no decodable frame.
     """
     path = str(path)
+    if data is not None:
+        return _probe_memory(path, data)
     try:
         stat = os.stat(path)
     except OSError as error:
@@ -171,10 +181,33 @@ def probe(path: str | os.PathLike) -> StreamIndex:
 
 @lru_cache(maxsize=512)
 def _probe_cached(path: str, size: int, mtime_ns: int) -> StreamIndex:
+    return _index_stream(path, path)
+
+
+MEMORY_INDEXES = 64
+_MEMORY_CACHE: OrderedDict[tuple[str, int, int], StreamIndex] = OrderedDict()
+
+
+def _probe_memory(path: str, data: bytes) -> StreamIndex:
+    if len(data) == 0:
+        raise VideoDecodeError(path, "the video is empty (0 bytes)")
+    # Keyed by a checksum, never by the bytes themselves: the cache must not keep videos alive.
+    key = (path, len(data), zlib.crc32(data))
+    index = _MEMORY_CACHE.get(key)
+    if index is None:
+        index = _index_stream(io.BytesIO(data), path)
+        _MEMORY_CACHE[key] = index
+        while len(_MEMORY_CACHE) > MEMORY_INDEXES:
+            _MEMORY_CACHE.popitem(last=False)
+    _MEMORY_CACHE.move_to_end(key)
+    return index
+
+
+def _index_stream(source: str | io.BytesIO, path: str) -> StreamIndex:
     import av
 
     try:
-        container = av.open(path, metadata_errors="ignore")
+        container = av.open(source, metadata_errors="ignore")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:
         raise VideoDecodeError(path, f"not a readable video container ({error})") from None
     with container:
@@ -347,6 +380,8 @@ class VideoReader:
         short_side: resize frames at decode time so that the shorter side has this many
             pixels (aspect ratio kept); None keeps the native size.
         num_threads: decoder threads (0 lets FFmpeg choose; 1 suits DataLoader workers).
+        data: the video file's bytes, read from memory instead of ``path`` (which then only
+            names the video in messages), e.g. a member of a tar shard.
 
     Attributes:
         num_frames: frames that decode (from the packet index, never the header).
@@ -368,6 +403,7 @@ class VideoReader:
         backend: str = "decord",
         short_side: int | None = None,
         num_threads: int = 1,
+        data: bytes | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown video backend {backend!r}; expected one of {BACKENDS}")
@@ -376,7 +412,8 @@ class VideoReader:
         self.path = str(path)
         self.backend = backend
         self.num_threads = num_threads
-        self._index = probe(self.path)
+        self._data = data
+        self._index = probe(self.path, data)
         self.num_frames = self._index.num_frames
         self.first_frame = self._index.first_frame
         if self.first_frame >= self.num_frames:
@@ -487,7 +524,8 @@ class VideoReader:
             resize = {} if self.size == (self.width, self.height) else {
                 "width": width, "height": height
             }
-            self._decord = decord.VideoReader(self.path, num_threads=self.num_threads, **resize)
+            source = self.path if self._data is None else io.BytesIO(self._data)
+            self._decord = decord.VideoReader(source, num_threads=self.num_threads, **resize)
         reader = self._decord
         if len(reader) != self._index.num_frames:  # its frame i would not be ours
             raise IndexError(f"decord indexed {len(reader)} frames, the stream has "
@@ -517,7 +555,8 @@ class VideoReader:
 
         coded = self.size[::-1] if swaps_sides(self._index.orientation) else self.size
         try:
-            decoded = decode_frames(self.path, self._index, wanted, coded, self.num_threads)
+            decoded = decode_frames(self.path, self._index, wanted, coded, self.num_threads,
+                                    self._data)
         except (av.error.FFmpegError, OSError) as error:
             raise VideoDecodeError(self.path, f"PyAV failed: {error}") from None
         if decoded.stream_end is not None and decoded.stream_end < self.num_frames:
