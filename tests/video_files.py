@@ -7,6 +7,17 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from videotl.data.torchcodec_decode import torchcodec_unavailable
+
+
+def reader_backends() -> list:
+    """The ``VideoReader`` backends as test parameters; torchcodec skips, saying why, where it
+    cannot load (it needs FFmpeg's shared libraries, which the machine may lack)."""
+    reason = torchcodec_unavailable()
+    return ["decord", "pyav", pytest.param("torchcodec", marks=pytest.mark.skipif(
+        reason is not None, reason=f"torchcodec cannot decode here: {reason}"))]
 
 
 def frame_value(index: int) -> int:

@@ -1,8 +1,9 @@
 """The decoding invariant over a corpus of real-world container and codec shapes, made here with
 PyAV's encoders: for every frame a plain sequential decode produces, ``get_frames`` returns that
-exact frame (bit-identical RGB, no resizing) with either backend, alone or in random sets in any
-order. Also: frames before the first keyframe (a cut stream) are reported as outside the
-decodable range and clips are placed inside it; rotation metadata turns frames upright."""
+exact frame (bit-identical RGB, no resizing) with every backend (torchcodec where FFmpeg's
+shared libraries load), alone or in random sets in any order. Also: frames before the first
+keyframe (a cut stream) are reported as outside the decodable range and clips are placed inside
+it; rotation metadata turns frames upright."""
 
 import random
 
@@ -14,6 +15,7 @@ from video_files import (
     CORPUS,
     X264,
     encode_pattern,
+    reader_backends,
     sequential_frames,
     without_first_packets,
     write_corpus_video,
@@ -23,14 +25,17 @@ from videotl.data.dataset import ClipDataset, LoadingPolicy
 from videotl.data.lists import VideoEntry
 from videotl.data.sampling import ClipSampling
 from videotl.data.transforms import EvalTransform, TrainTransform
+from videotl.data.torchcodec_decode import torchcodec_unavailable
 from videotl.data.video_reader import VideoDecodeError, VideoReader, probe
 
-BACKENDS = ("decord", "pyav")
+BACKENDS = reader_backends()
 
 # Files on which decord itself finds every frame; on the others the reader knows in advance
 # that it would not (open GOPs, decode-time keyframe order, edit lists, MPEG-TS) and uses PyAV.
 DECORD_EXACT = {"h264_bframes_long_gop", "mjpeg_avi", "vp9_webm", "variable_frame_rate",
                 "start_at_2500ms_mkv"}
+# Files torchcodec is asked for; the others (MPEG-TS, B-frames in AVI) go to PyAV.
+TORCHCODEC_EXACT = set(CORPUS) - {"mpeg4_part2_avi", "mpegts_nonzero_start"}
 
 
 def encoder_available(name: str) -> bool:
@@ -114,6 +119,18 @@ def test_decord_is_used_only_where_it_finds_the_frames(corpus, name):
         assert reader.backend == "decord" and problem is None
     else:
         assert reader.backend == "pyav" and problem
+
+
+@pytest.mark.parametrize("name", corpus_params())
+def test_torchcodec_is_asked_only_where_it_finds_the_frames(corpus, name):
+    path, _ = corpus(name)
+    problem = probe(path).torchcodec_problem
+    assert (problem is None) == (name in TORCHCODEC_EXACT), problem
+    if torchcodec_unavailable() is not None:
+        return  # the index's verdict above is all this machine can check
+    reader = VideoReader(path, backend="torchcodec")
+    reader.get_frames([0, reader.num_frames - 1])
+    assert reader.backend == ("torchcodec" if name in TORCHCODEC_EXACT else "pyav")
 
 
 @pytest.fixture(scope="module")

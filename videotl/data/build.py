@@ -25,6 +25,7 @@ from videotl.data.registry import DATASETS, DatasetSpec, VideoList
 from videotl.data.samplers import EpochShuffleSampler, ShardedEvalSampler
 from videotl.data.sampling import ClipSampling
 from videotl.data.synthetic import KINDS, ensure_synthetic_dataset
+from videotl.data.torchcodec_decode import require_torchcodec
 from videotl.data.transforms import EvalTransform, TrainTransform
 from videotl.utils.distributed import get_rank, get_world_size, is_distributed
 
@@ -99,7 +100,11 @@ def clip_dataset(
 
 
 def loading_policy(data: DataConfig) -> LoadingPolicy:
-    """Decoding and failure handling from ``data.*``."""
+    """Decoding and failure handling from ``data.*``; a decoder that cannot load on this machine
+    (``data.decoder=torchcodec`` without torchcodec or FFmpeg's libraries) is an ``InputError``
+    here, before any loader process starts."""
+    if data.decoder == "torchcodec":
+        require_torchcodec()
     return LoadingPolicy(
         backend=data.decoder,
         decoder_threads=data.decoder_threads,

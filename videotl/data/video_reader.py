@@ -1,4 +1,5 @@
-"""Frame-accurate reading of encoded videos with decord, and PyAV as second backend and fallback.
+"""Frame-accurate reading of encoded videos with decord, PyAV (second backend and fallback) or
+torchcodec.
 
 Container headers lie: a file may claim 444 frames and decode 70, and decord is known to loop
 forever inside native code when asked for a frame past the real end of such a file. So the
@@ -25,15 +26,20 @@ Decoding:
 * ``pyav`` (``pyav_decode``) seeks backwards to the frame's keyframe, checks where it landed,
   decodes forward and converts only the wanted frames to RGB. H.264 packets of frames that are
   neither wanted nor referenced by other frames (``nal_ref_idc == 0``) are not decoded at all.
-* When decord fails on a file (it cannot open it, raises while decoding, or its frame count or
-  timestamps disagree with the index), the reader falls back to PyAV for that file and logs it
-  once. When no backend can decode the frames, ``VideoDecodeError`` names the file and the
-  reason.
+* ``torchcodec`` (``torchcodec_decode``, optional: ``videotl[torchcodec]`` and FFmpeg's shared
+  libraries) decodes in its exact seek mode, its frames checked against the index by timestamp;
+  files it would not find frames in (``StreamIndex.torchcodec_problem``) go to PyAV. When it
+  cannot load at all, choosing it is an ``InputError`` naming what to install.
+* When decord or torchcodec fails on a file (it cannot open it, raises while decoding, or its
+  frame count or timestamps disagree with the index), the reader falls back to PyAV for that
+  file and logs it once. When no backend can decode the frames, ``VideoDecodeError`` names the
+  file and the reason.
 * Rotation metadata (display matrix, ``rotate`` tag) is applied: frames come out upright
   (``videotl.data.orientation``).
 * A video held in memory (``VideoReader(name, data=bytes)``, e.g. a member of a tar shard,
   ``videotl.data.shards``) is read exactly as its file would be, without a temporary file: PyAV
-  opens it as a ``BytesIO``, decord as a file-like object; ``name`` only names it in messages.
+  opens it as a ``BytesIO``, decord as a file-like object, torchcodec takes the bytes; ``name``
+  only names it in messages.
 
 A stream cut in the middle of a group of pictures starts with frames that no keyframe reaches:
 ``first_frame`` is the first decodable one, and asking for earlier frames is an error. If frames
@@ -60,12 +66,17 @@ import torch
 from videotl.config import register_choices
 from videotl.data.orientation import Steps, apply_steps, frame_steps, swaps_sides, tag_steps
 from videotl.data.pyav_decode import decode_frames
+from videotl.data.torchcodec_decode import (
+    TorchcodecReader,
+    require_torchcodec,
+    torchcodec_problem,
+)
 from videotl.data.sampling import resample_indices
 from videotl.errors import RunError
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("decord", "pyav")
+BACKENDS = ("decord", "pyav", "torchcodec")
 # Containers with a seek index, where decord finds the frames of the test corpus
 # (tests/data/test_decoding_corpus.py); in others (MPEG-TS, raw streams) its seeks miss.
 DECORD_FORMATS = {"mp4", "matroska", "webm", "avi"}
@@ -114,6 +125,7 @@ class StreamIndex:
         nal_length_size: bytes of the NAL unit length prefix for H.264 in MP4/MKV (AVCC), or 0.
         container_format: the demuxer's name, e.g. ``"mov,mp4,m4a,3gp,3g2,mj2"``.
         decord_problem: why decord would return wrong frames for this stream, or None.
+        torchcodec_problem: why torchcodec would, or None.
     """
 
     pts: np.ndarray
@@ -134,6 +146,7 @@ class StreamIndex:
     nal_length_size: int
     container_format: str
     decord_problem: str | None
+    torchcodec_problem: str | None = None
 
     @property
     def num_frames(self) -> int:
@@ -297,7 +310,12 @@ def _stream_index(container: Any, stream: Any, packets: _Packets, orientation: S
         container_format=container.format.name,
         decord_problem=None,
     )
-    return replace(index, decord_problem=_decord_problem(index, packets, len(stamps) - len(pts)))
+    # B-frames: frames decoded out of order, or a decoder that says it reorders (H.264 in AVI
+    # stores monotonic timestamps, yet has B-frames).
+    reordered = bool(np.any(np.diff(decode_order) < 0) or getattr(context, "has_b_frames", 1))
+    return replace(index, decord_problem=_decord_problem(index, packets, len(stamps) - len(pts)),
+                   torchcodec_problem=torchcodec_problem(index.container_format,
+                                                         packets.without_pts, reordered))
 
 
 def _frame_keyframes(pts: np.ndarray, decode_order: np.ndarray, keyframe_pts: np.ndarray,
@@ -376,7 +394,8 @@ class VideoReader:
 
     Args:
         path: the video file.
-        backend: ``"decord"`` (default, PyAV as automatic fallback) or ``"pyav"``.
+        backend: ``"decord"`` (default, PyAV as automatic fallback), ``"pyav"`` or
+            ``"torchcodec"`` (PyAV as fallback; an ``InputError`` when it cannot load).
         short_side: resize frames at decode time so that the shorter side has this many
             pixels (aspect ratio kept); None keeps the native size.
         num_threads: decoder threads (0 lets FFmpeg choose; 1 suits DataLoader workers).
@@ -407,6 +426,8 @@ class VideoReader:
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown video backend {backend!r}; expected one of {BACKENDS}")
+        if backend == "torchcodec":
+            require_torchcodec()
         if short_side is not None and short_side < 1:
             raise ValueError(f"short_side must be a positive number of pixels, got {short_side}")
         self.path = str(path)
@@ -420,6 +441,7 @@ class VideoReader:
             raise VideoDecodeError(self.path, "no frame follows a keyframe")
         self.size = decode_size(self.width, self.height, short_side)
         self._decord: Any = None
+        self._torchcodec: TorchcodecReader | None = None
 
     @property
     def fps(self) -> float:
@@ -492,11 +514,19 @@ class VideoReader:
                 return self._decord_frames(wanted)
             except Exception as error:  # decord raises DECORDError, RuntimeError, ...
                 self._fall_back(error)
+        if self.backend == "torchcodec" and self._index.torchcodec_problem:
+            self._fall_back(self._index.torchcodec_problem)
+        if self.backend == "torchcodec":
+            try:
+                return self._torchcodec_frames(wanted)
+            except Exception as error:  # torchcodec raises RuntimeError, IndexError, ...
+                self._fall_back(error)
         return self._pyav_frames(wanted)
 
     def close(self) -> None:
         """Releases the decoder (also done when the reader is garbage-collected)."""
         self._decord = None
+        self._torchcodec = None
 
     def __enter__(self) -> "VideoReader":
         return self
@@ -512,9 +542,10 @@ class VideoReader:
 
     def _fall_back(self, error: Exception | str) -> None:
         reason = " ".join(str(error).split())[:300]
-        _log_once(self.path, f"decord failed on {self.path} ({reason}); decoding it with PyAV")
+        _log_once(self.path, f"{self.backend} failed on {self.path} ({reason}); decoding it "
+                             "with PyAV")
         self.backend = "pyav"
-        self._decord = None
+        self.close()
 
     def _decord_frames(self, wanted: list[int]) -> torch.Tensor:
         import decord
@@ -549,6 +580,15 @@ class VideoReader:
         ours = (self._index.pts[wanted] - start).astype(np.float64) * float(self._index.time_base)
         if self._index.start_pts is None or np.abs(theirs - ours).max() > 0.5 / self.fps:
             raise RuntimeError("decord's frame index disagrees with the stream's timestamps")
+
+    def _torchcodec_frames(self, wanted: list[int]) -> torch.Tensor:
+        if self._torchcodec is None:
+            index = self._index
+            self._torchcodec = TorchcodecReader(
+                self.path if self._data is None else self._data, index.pts,
+                (index.time_base.numerator, index.time_base.denominator), index.orientation,
+                (index.width, index.height), self.size, self.num_threads)
+        return self._torchcodec.get_frames(wanted)
 
     def _pyav_frames(self, wanted: list[int]) -> torch.Tensor:
         import av
