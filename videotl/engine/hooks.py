@@ -9,7 +9,6 @@ Values hooks share for one step or epoch go through ``trainer.storage``.
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from videotl.engine.optim import learning_rate
@@ -62,19 +61,24 @@ class LRScheduleHook(HookBase):
 
 
 class StepTimerHook(HookBase):
-    """Measures each step's time and clips/s (all processes together) into the storage."""
+    """Measures each step (forward, backward, optimiser step and the hooks between this one's
+    ``before_step`` and ``after_step``) with the trainer's clock, into the storage:
+    ``step_seconds``; ``iteration_seconds``, the step plus the wait for its batch
+    (``data_seconds``, measured by the loop); ``clips_per_second`` of the step, all processes
+    together."""
 
     def __init__(self, world_size: int) -> None:
         self.world_size = world_size
         self._start = 0.0
 
     def before_step(self) -> None:
-        self._start = time.perf_counter()
+        self._start = self.trainer.clock()
 
     def after_step(self) -> None:
-        seconds = time.perf_counter() - self._start
+        seconds = self.trainer.clock() - self._start
         storage = self.trainer.storage
         storage["step_seconds"] = seconds
+        storage["iteration_seconds"] = storage.get("data_seconds", 0.0) + seconds
         storage["clips_per_second"] = storage["batch_size"] * self.world_size / max(seconds, 1e-9)
 
 

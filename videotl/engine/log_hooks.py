@@ -1,6 +1,13 @@
 """Hooks that record and show training progress: per-step and per-epoch records, a JSON-lines
 file, a progress bar (plain lines when not on a terminal), TensorBoard scalars and a PNG of the
-training curves."""
+training curves.
+
+Times per iteration, in seconds, as detectron2, PySlowFast and MMAction2 log them: ``data_time``
+is the wait for the batch (the loader's ``next``; large when decoding cannot keep up),
+``time`` the whole iteration (that wait, then forward, backward and step). The time left
+(``eta``) is the mean ``time`` of the last ``ETA_WINDOW`` iterations times the iterations left
+in all epochs; validation and checkpoints between epochs are not in it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ import json
 import logging
 import math
 import sys
-import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +26,51 @@ from videotl.files import atomic_write, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
+# Iterations whose mean time, times the iterations left, is the time left: long enough to smooth
+# single slow batches, short enough to forget the slow first iterations (workers starting,
+# cuDNN choosing its algorithms).
+ETA_WINDOW = 100
+
+
+class RunningMean:
+    """The mean of the last ``window`` values added (0.0 before the first)."""
+
+    def __init__(self, window: int) -> None:
+        self._values: deque[float] = deque(maxlen=window)
+
+    def add(self, value: float) -> None:
+        self._values.append(value)
+
+    @property
+    def mean(self) -> float:
+        return math.fsum(self._values) / len(self._values) if self._values else 0.0
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def format_eta(seconds: float) -> str:
+    """``h:mm:ss`` rounded to the second, hours past 24 included: ``312.4`` -> ``0:05:12``."""
+    whole = max(0, round(seconds))
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
 
 class MetricsHook(HookBase):
-    """Builds ``storage["step_record"]`` after every step and ``storage["epoch_record"]`` after
-    every epoch (mean loss, clips/s, seconds, and the validation metrics as ``val_<name>``)."""
+    """Builds ``storage["step_record"]`` after every step (loss, LR, clips/s, ``data_time`` and
+    ``time`` of the iteration, as the module docstring says) with ``storage["eta_seconds"]``
+    beside it, and ``storage["epoch_record"]`` after every epoch (mean loss, clips/s, mean
+    ``data_time`` and ``time``, seconds, and the validation metrics as ``val_<name>``)."""
+
+    def before_train(self) -> None:
+        self._recent = RunningMean(ETA_WINDOW)
 
     def before_epoch(self) -> None:
         self._losses: list[float] = []
         self._clips = 0
         self._step_seconds = 0.0
-        self._start = time.perf_counter()
+        self._data_seconds = 0.0
+        self._iteration_seconds = 0.0
+        self._start = self.trainer.clock()
         self.trainer.storage.pop("eval", None)
 
     def after_step(self) -> None:
@@ -36,12 +78,22 @@ class MetricsHook(HookBase):
         self._losses.append(storage["loss"])
         self._clips += storage["batch_size"]
         self._step_seconds += storage.get("step_seconds", 0.0)
+        data_time = storage.get("data_seconds", 0.0)
+        iteration_time = storage.get("iteration_seconds", data_time)
+        self._data_seconds += data_time
+        self._iteration_seconds += iteration_time
+        self._recent.add(iteration_time)
+        total = self.trainer.total_iterations()
+        storage["eta_seconds"] = (None if total is None else
+                                  self._recent.mean * max(total - self.trainer.iteration - 1, 0))
         storage["step_record"] = {
             "iteration": self.trainer.iteration + 1,
             "epoch": self.trainer.epoch + 1,
             "loss": storage["loss"],
             "lr": storage.get("lr"),
             "clips_per_second": storage.get("clips_per_second"),
+            "data_time": data_time,
+            "time": iteration_time,
         }
 
     def after_epoch(self) -> None:
@@ -51,7 +103,9 @@ class MetricsHook(HookBase):
             "iteration": self.trainer.iteration,
             "loss": sum(self._losses) / max(len(self._losses), 1),
             "lr": storage.get("lr"),
-            "seconds": time.perf_counter() - self._start,
+            "data_time": self._data_seconds / max(len(self._losses), 1),
+            "time": self._iteration_seconds / max(len(self._losses), 1),
+            "seconds": self.trainer.clock() - self._start,
             "clips_per_second": (
                 self._clips * self.trainer.world_size / self._step_seconds
                 if self._step_seconds else None
@@ -106,28 +160,42 @@ class JsonlWriterHook(HookBase):
 
 
 class ProgressHook(HookBase):
-    """A tqdm bar with loss, LR and clips/s on a terminal; otherwise a plain line every
-    ``log_period`` iterations. One summary line per epoch either way."""
+    """A tqdm bar on a terminal; otherwise a plain line every ``log_period`` iterations:
+    ``epoch 3/20 iter 40/300 loss 1.2340 lr 0.003 data 0.012s time 0.230s clips/s 26.1 eta
+    0:05:12`` (``step_text``; ``data`` and ``time`` are means over the last ``log_period``
+    iterations, ``eta`` the whole training's, see the module docstring). One summary line per
+    epoch either way."""
 
     def __init__(self, log_period: int, stream: Any = None) -> None:
         self.log_period = log_period
         self.stream = stream or sys.stderr
         self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
 
+    def before_train(self) -> None:
+        self._data_time = RunningMean(self.log_period)
+        self._time = RunningMean(self.log_period)
+
     def before_epoch(self) -> None:
+        self._steps = self.trainer.iterations_in_epoch()
+        self._step = 0
         self._bar = tqdm(
-            total=self.trainer.iterations_in_epoch(), desc=f"epoch {self.trainer.epoch + 1}",
+            total=self._steps, desc=f"epoch {self.trainer.epoch + 1}",
             file=self.stream, disable=not self.interactive, dynamic_ncols=True, leave=False,
         )
 
     def after_step(self) -> None:
         record = self.trainer.storage["step_record"]
-        text = _format(record, ("loss", "lr", "clips_per_second"))
+        self._step += 1
+        self._data_time.add(record["data_time"])
+        self._time.add(record["time"])
+        text = step_text(record["loss"], record.get("lr"), self._data_time.mean, self._time.mean,
+                         record.get("clips_per_second"), self.trainer.storage.get("eta_seconds"))
         if self.interactive:
             self._bar.update(1)
             self._bar.set_postfix_str(text, refresh=False)
         elif record["iteration"] % self.log_period == 0:
-            logger.info("epoch %d iter %d: %s", record["epoch"], record["iteration"], text)
+            logger.info("epoch %d/%d iter %d/%d %s", record["epoch"], self.trainer.epochs,
+                        self._step, self._steps, text)
 
     def after_epoch(self) -> None:
         self._bar.close()
@@ -158,7 +226,7 @@ class TensorBoardHook(HookBase):
     def after_step(self) -> None:
         if self._writer is not None:
             record = self.trainer.storage["step_record"]
-            for key in ("loss", "lr", "clips_per_second"):
+            for key in ("loss", "lr", "clips_per_second", "data_time", "time"):
                 if record.get(key) is not None:
                     self._writer.add_scalar(f"train/{key}", record[key], record["iteration"])
 
@@ -252,6 +320,21 @@ def read_metrics(path: str | Path) -> tuple[list[dict], list[dict]]:
             elif record.get("type") == "epoch":
                 epochs[record["epoch"]] = record
     return [steps[k] for k in sorted(steps)], [epochs[k] for k in sorted(epochs)]
+
+
+def step_text(loss: float, lr: float | None, data_time: float, iteration_time: float,
+              clips_per_second: float | None, eta_seconds: float | None) -> str:
+    """``loss 1.2340 lr 0.003 data 0.012s time 0.230s clips/s 26.1 eta 0:05:12``: what a
+    progress line says of an iteration (values that are None are left out)."""
+    parts = [f"loss {loss:.4f}"]
+    if lr is not None:
+        parts.append(f"lr {lr:.3g}")
+    parts += [f"data {data_time:.3f}s", f"time {iteration_time:.3f}s"]
+    if clips_per_second is not None:
+        parts.append(f"clips/s {clips_per_second:.1f}")
+    if eta_seconds is not None:
+        parts.append(f"eta {format_eta(eta_seconds)}")
+    return " ".join(parts)
 
 
 def _format(record: dict[str, Any], keys: Any) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Iterable, Sized
+import time
+from typing import Any, Callable, Iterable, Sized
 
 import torch
 from torch import nn
@@ -37,6 +38,12 @@ class Trainer:
         max_iters: stop after this many iterations in all (None: full epochs).
         hooks: called in order around training, epochs and steps.
         world_size: processes training together (for clips/s).
+        clock: seconds for every timing of the loop and its hooks (``time.perf_counter``;
+            tests give a fake one).
+
+    The loop puts into ``storage["data_seconds"]`` the seconds each iteration waited for its
+    batch: the time inside the loader's ``next``, where the batch is read and decoded when the
+    loader's workers have not prepared it yet (the first batch of an epoch also starts them).
     """
 
     def __init__(
@@ -51,6 +58,7 @@ class Trainer:
         max_iters: int | None = None,
         hooks: Iterable[HookBase] = (),
         world_size: int = 1,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -61,6 +69,7 @@ class Trainer:
         self.epochs = epochs
         self.max_iters = max_iters
         self.world_size = world_size
+        self.clock = clock
         self.epoch = 0
         self.iteration = 0
         self.start_epoch = 0
@@ -81,6 +90,15 @@ class Trainer:
         return int(min(len(self.loader) if isinstance(self.loader, Sized) else math.inf,
                        remaining))
 
+    def total_iterations(self) -> int | None:
+        """Iterations of the whole training (all epochs, at most ``max_iters``); None when the
+        loader has no length and ``max_iters`` is not set."""
+        per_epoch = len(self.loader) if isinstance(self.loader, Sized) else None
+        if per_epoch is None:
+            return self.max_iters
+        total = per_epoch * self.epochs
+        return total if self.max_iters is None else min(total, self.max_iters)
+
     def train(self) -> None:
         self._call("before_train")
         for epoch in range(self.start_epoch, self.epochs):
@@ -92,13 +110,16 @@ class Trainer:
                 if hasattr(part, "set_epoch"):
                     part.set_epoch(self.epoch)  # the epoch's order, clips and augmentation
             self._call("before_epoch")
+            waiting = self.clock()
             for batch in self.loader:
+                self.storage["data_seconds"] = self.clock() - waiting
                 self._call("before_step")
                 self.run_step(batch)
                 self._call("after_step")
                 self.iteration += 1
                 if self.max_iters is not None and self.iteration >= self.max_iters:
                     break
+                waiting = self.clock()
             self._call("after_epoch")
         self._call("after_train")
 
