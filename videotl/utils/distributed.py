@@ -68,7 +68,8 @@ def local_rank() -> int:
 
 
 def select_device(name: str) -> torch.device:
-    """``"auto"``: this process's GPU under torchrun (LOCAL_RANK) when CUDA exists, else CPU."""
+    """``"auto"``: this process's GPU under torchrun (LOCAL_RANK) when CUDA exists, else CPU;
+    ``"cuda"`` without an index: this process's GPU (CUDA must exist)."""
     if name == "auto":
         name = f"cuda:{local_rank()}" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
@@ -76,6 +77,9 @@ def select_device(name: str) -> torch.device:
         if not torch.cuda.is_available():
             raise ConfigError(f"device={name!r}: CUDA is not available on this machine; "
                               "use device=cpu or device=auto")
+        if device.index is None:
+            # torch.cuda.set_device and DDP's device_ids need an index.
+            device = torch.device("cuda", local_rank())
         torch.cuda.set_device(device)
     return device
 
