@@ -13,6 +13,7 @@ Examples (inside a job, e.g. salloc --nodes=2 --gpus-per-node=8):
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import shlex
@@ -28,7 +29,7 @@ TOOLS = Path(__file__).resolve().parent.parent
 SCRIPTS = {"train": TOOLS / "train_net.py", "test": TOOLS / "test_net.py"}
 
 
-def main() -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = tool_parser(__doc__)
     parser.allow_abbrev = False  # an abbreviated tool option must not match one of ours
     parser.add_argument("mode", choices=sorted(SCRIPTS), help="which tool to run")
@@ -38,7 +39,12 @@ def main() -> int:
                         help="rendezvous port (default: derived from SLURM_JOB_ID)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the launch line instead of running it")
-    args, tool_args = parser.parse_known_args()
+    return parser
+
+
+def main() -> int:
+    # The tool's own arguments (--config, key=value, ...) are left for it, in their order.
+    args, tool_args = build_parser().parse_known_args()
     logging.basicConfig(format="warning: %(message)s", level=logging.WARNING)
     if args.debug:
         tool_args.append("--debug")  # the tool's tracebacks too
