@@ -401,8 +401,7 @@ def run_isolated(command: list[str], timeout: float, result_file: Path,
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            _end_session(process)
             return PartResult("failed", time.perf_counter() - start,
                               f"timed out after {timeout:.0f} s")
     seconds = time.perf_counter() - start
@@ -410,6 +409,17 @@ def run_isolated(command: list[str], timeout: float, result_file: Path,
         reason = _last_line(log_file.read_text(errors="replace"))
         return PartResult("failed", seconds, reason or f"exit status {process.returncode}")
     return PartResult("ok", seconds, None, json.loads(result_file.read_text()))
+
+
+def _end_session(process: subprocess.Popen, grace: float = 15.0) -> None:
+    """SIGTERM to the part's session first (torchrun's agent then ends its workers, which run in
+    sessions of their own), then SIGKILL to whatever is left of the session after ``grace``."""
+    for sent, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, sent)
+            process.wait(timeout=wait)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
 
 
 def child_command(args: argparse.Namespace, part: str, result_file: Path) -> list[str]:
