@@ -5,7 +5,10 @@ Cases (videos are generated at run time into a temporary folder, 854x480 H.264 a
 x264 defaults at preset veryfast: a keyframe every 250 frames, B-frames):
 
   (a) 64 frames at 12 fps (a 5.3 s window) from 30-second videos,
-  (b) 16 frames with stride 4 (a 2.1 s window) from 10-second videos.
+  (b) 16 frames with stride 4 (a 2.1 s window) from 10-second videos,
+  (c) the same clips from videos as ``data_prep`` writes them: 456x256, a keyframe every second,
+  (d) the same clips from MPEG-4 Part 2 in AVI (DivX-style, no B-frames), 854x480, a keyframe
+      every 12 frames (the encoder's default).
 
 Every path loads the same clips (same frame indices) as uint8 RGB with the short side resized
 to ``--short-side`` (256, the test crop size; videotl resizes inside the decoder, the peers
@@ -17,6 +20,15 @@ after decoding). Paths:
                    the clip's frames are picked by index and resized (their decoders use their
                    default thread counts)
 
+``--floor`` measures instead each backend's loader (a ``VideoReader`` per clip, as the datasets
+open them, its probe not cached: a training epoch opens each video once) against that backend's
+decode floor: the frames the clip needs decoded and nothing else, at native size, left where the
+decoder put them (``floor_loader``). PyAV's floor decodes the packets from the keyframe before the
+clip's first frame to its last frame, converting none; decord's and torchcodec's return frames
+only as RGB, so theirs is their own call for the clip's frames at native size (decord's
+``get_batch``, torchcodec's exact-mode ``get_frames_at``), with no resize and no copy. torchcodec
+runs where its FFmpeg libraries load.
+
 A single process does all the work (no DataLoader workers) with one torch thread. Clips are
 measured in rounds, each round running every path once in turn, so that load from other
 processes on a shared machine hits all paths alike; the printed ratios compare paths measured
@@ -24,7 +36,7 @@ in the same run. ``--memory-clips N`` first loads N clips of case (a) with the d
 new reader per clip, as the datasets do) and with decord readers kept open, printing the
 resident memory (RSS) along the way.
 
-    python benchmarks/data_loading.py [--clips 8] [--memory-clips 1000]
+    python benchmarks/data_loading.py [--clips 8] [--memory-clips 1000] [--floor] [--cases abcd]
 """
 
 from __future__ import annotations
@@ -44,7 +56,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from videotl.data.sampling import clip_indices, clip_span, clip_step  # noqa: E402
-from videotl.data.video_reader import VideoReader, decode_size  # noqa: E402
+from videotl.data.torchcodec_decode import torchcodec_unavailable  # noqa: E402
+from videotl.data.video_reader import VideoReader, _probe_cached, decode_size, probe  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 854, 480, 30
 CASES = {
@@ -52,26 +65,35 @@ CASES = {
               sampling_fps=12.0, stride=1),
     "b": dict(title="(b) 16 frames with stride 4 from 10 s videos", seconds=10, num_frames=16,
               sampling_fps=None, stride=4),
+    "c": dict(title="(c) 16 frames with stride 4 from 10 s videos, 456x256, keyframe every 1 s",
+              seconds=10, num_frames=16, sampling_fps=None, stride=4, size=(456, 256),
+              options={"preset": "veryfast", "crf": "23", "g": "30"}),
+    "d": dict(title="(d) 16 frames with stride 4 from 10 s MPEG-4 Part 2 AVI", seconds=10,
+              num_frames=16, sampling_fps=None, stride=4, codec="mpeg4", suffix="avi",
+              options={"qscale": "4"}),
 }
 
 
-def write_test_video(path: Path, seconds: int, seed: int) -> Path:
-    """Textured background panning sideways, two moving blocks, mild noise: 480p H.264."""
+def write_test_video(path: Path, seconds: int, seed: int, size: tuple[int, int] = (WIDTH, HEIGHT),
+                     codec: str = "libx264", options: dict | None = None) -> Path:
+    """Textured background panning sideways, two moving blocks, mild noise: 480p H.264 (or
+    ``size`` ``(width, height)``, ``codec`` with ``options``)."""
     import av
 
+    width, height = size
     rng = np.random.default_rng(seed)
     frames = seconds * FPS
-    coarse = rng.integers(0, 256, (HEIGHT // 8, (WIDTH + 2 * frames) // 8 + 1, 3), np.uint8)
+    coarse = rng.integers(0, 256, (height // 8, (width + 2 * frames) // 8 + 1, 3), np.uint8)
     texture = np.kron(coarse, np.ones((8, 8, 1), np.uint8))
-    noise = rng.integers(-6, 7, (8, HEIGHT, WIDTH, 3)).astype(np.int16)
+    noise = rng.integers(-6, 7, (8, height, width, 3)).astype(np.int16)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=FPS, options={"preset": "veryfast"})
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream = container.add_stream(codec, rate=FPS, options=options or {"preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for i in range(frames):
-            image = texture[:, 2 * i:2 * i + WIDTH].astype(np.int16) + noise[i % 8]
+            image = texture[:, 2 * i:2 * i + width].astype(np.int16) + noise[i % 8]
             for k, color in enumerate(((230, 40, 40), (40, 230, 90))):
-                x = int(WIDTH / 2 + WIDTH / 3 * math.sin(i / (20 + 9 * k)))
-                y = int(HEIGHT / 2 + HEIGHT / 3 * math.cos(i / (15 + 7 * k)))
+                x = int(width / 2 + width / 3 * math.sin(i / (20 + 9 * k)))
+                y = int(height / 2 + height / 3 * math.cos(i / (15 + 7 * k)))
                 image[max(0, y - 40):y + 40, max(0, x - 50):x + 50] = color
             frame = av.VideoFrame.from_ndarray(image.clip(0, 255).astype(np.uint8), "rgb24")
             for packet in stream.encode(frame):
@@ -110,7 +132,7 @@ def pytorchvideo_loader(decoder: str, short_side: int) -> Callable:
         clip = video.get_clip(indices[0] / FPS, (indices[-1] + 1) / FPS)["video"]  # [C,T,H,W]
         video.close()
         picked = clip[:, [min(i - indices[0], clip.shape[1] - 1) for i in indices]]
-        width, height = decode_size(WIDTH, HEIGHT, short_side)
+        width, height = decode_size(clip.shape[3], clip.shape[2], short_side)
         resized = F.interpolate(picked.permute(1, 0, 2, 3), size=(height, width),
                                 mode="bilinear", align_corners=False, antialias=True)
         return resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
@@ -177,6 +199,86 @@ def memory_run(clips: list[tuple], short_side: int) -> None:
         print(f"{name:<32} " + " -> ".join(readings))
 
 
+def floor_loader(backend: str) -> Callable:
+    """The decode floor of ``backend`` for a clip (see the module docstring). The keyframe to
+    start from comes from videotl's index, computed before the timing (probe is cached): the
+    floor knows where to seek for free."""
+    if backend == "pyav":
+        import av
+
+        def decode(path: Path, indices: list[int]) -> int:
+            index = probe(path)
+            keyframe = int(index.frame_keyframe[min(indices)])
+            last = int(index.pts[max(indices)])
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                stream.codec_context.thread_count = 1
+                if keyframe > 0:
+                    container.seek(int(index.keyframe_seek[keyframe]), stream=stream,
+                                   backward=True)
+                decoded = 0
+                for packet in container.demux(stream):
+                    for frame in stream.decode(packet):
+                        decoded += 1
+                        if frame.pts is not None and frame.pts >= last:
+                            return decoded
+            return decoded
+        return decode
+    if backend == "decord":
+        import decord
+
+        return lambda path, indices: decord.VideoReader(str(path), num_threads=1).get_batch(
+            indices)
+    from torchcodec.decoders import VideoDecoder
+
+    return lambda path, indices: VideoDecoder(
+        str(path), seek_mode="exact", num_ffmpeg_threads=1, dimension_order="NHWC"
+    ).get_frames_at(indices)
+
+
+def cold_loader(backend: str, short_side: int) -> Callable:
+    """videotl's loader with the probe not cached, as each video's first clip of an epoch."""
+    load = videotl_loader(backend, short_side)
+
+    def cold(path: Path, indices: list[int]) -> torch.Tensor:
+        _probe_cached.cache_clear()
+        return load(path, indices)
+    return cold
+
+
+def floor_run(title: str, clips: list[tuple], short_side: int) -> None:
+    """Each backend's loader over its floor, clip by clip in alternating rounds."""
+    backends = ["decord", "pyav"] + ([] if torchcodec_unavailable() else ["torchcodec"])
+    paths: dict[str, Callable] = {}
+    for backend in backends:
+        paths[f"{backend} floor"] = floor_loader(backend)
+        paths[f"{backend} loader"] = cold_loader(backend, short_side)
+    for load in paths.values():  # warm-up: imports, file cache, the floors' cached index
+        load(*clips[0])
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    names = list(paths)
+    for n, (path, indices) in enumerate(clips):
+        for name in names[n % len(names):] + names[:n % len(names)]:
+            start = time.perf_counter()
+            paths[name](path, indices)
+            times[name].append(time.perf_counter() - start)
+    with VideoReader(clips[0][0], backend="pyav") as reader:
+        index = probe(clips[0][0])
+    used = {backend: "pyav" if (backend == "decord" and index.decord_problem) or (
+        backend == "torchcodec" and index.torchcodec_problem) else backend for backend in backends}
+    print(f"\n{title}: {len(clips)} clips, median over clips ({reader.width}x{reader.height}, "
+          f"short side {short_side}; probe not cached)")
+    print(f"{'backend':<11} {'decodes':<8} {'floor ms':>9} {'loader ms':>10} {'loader/floor':>13} "
+          f"{'loader/pyav floor':>18}")
+    pyav_floor = np.asarray(times["pyav floor"])
+    for backend in backends:
+        floor = np.asarray(times[f"{backend} floor"])
+        loader = np.asarray(times[f"{backend} loader"])
+        print(f"{backend:<11} {used[backend]:<8} {1000 * np.median(floor):>9.1f} "
+              f"{1000 * np.median(loader):>10.1f} {np.median(loader / floor):>12.2f}x "
+              f"{np.median(loader / pyav_floor):>17.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -185,7 +287,9 @@ def main() -> None:
     parser.add_argument("--short-side", type=int, default=256)
     parser.add_argument("--memory-clips", type=int, default=0,
                         help="clips for the memory run on case (a) (0: skip)")
-    parser.add_argument("--cases", default="ab", help="which cases to run, e.g. 'a'")
+    parser.add_argument("--cases", default="ab", help="which cases to run, e.g. 'a' or 'abcd'")
+    parser.add_argument("--floor", action="store_true",
+                        help="each backend's loader against its decode floor (no peers)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     paths = {
@@ -198,7 +302,9 @@ def main() -> None:
         for key in args.cases:
             case = CASES[key]
             start = time.perf_counter()
-            videos = [write_test_video(Path(folder) / f"{key}{n}.mp4", case["seconds"], n)
+            videos = [write_test_video(Path(folder) / f"{key}{n}.{case.get('suffix', 'mp4')}",
+                                       case["seconds"], n, case.get("size", (WIDTH, HEIGHT)),
+                                       case.get("codec", "libx264"), case.get("options"))
                       for n in range(args.videos)]
             print(f"\nwrote {len(videos)} {case['seconds']} s test videos in "
                   f"{time.perf_counter() - start:.0f} s")
@@ -206,6 +312,9 @@ def main() -> None:
                 memory_run(random_clips(videos, case, args.memory_clips, seed=2),
                            args.short_side)
             clips = random_clips(videos, case, args.clips, seed=1)
+            if args.floor:
+                floor_run(case["title"], clips, args.short_side)
+                continue
             for name, load in paths.items():  # warm-up: imports, file cache
                 load(*clips[0])
             report(case["title"], measure(paths, clips), "videotl decord")
