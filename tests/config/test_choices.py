@@ -10,6 +10,7 @@ from videotl.config import ConfigError, ExperimentConfig, load_config, registere
 from videotl.config import choices
 from videotl.config.choices import register_choices
 from videotl.data.registry import DATASETS
+from videotl.data.shards import FORMATS as DATA_FORMATS
 from videotl.data.video_reader import BACKENDS
 from videotl.engine.optim import OPTIMIZERS
 from videotl.engine.precision import PRECISIONS
@@ -27,6 +28,7 @@ from videotl.models.space_time import SPACE_TIME_MODULES
 OWNERS = {
     "data.dataset": DATASETS.names(),
     "data.decoder": BACKENDS,
+    "data.format": DATA_FORMATS,
     "model.classifier": CLASSIFIERS,
     "model.gap_norm": GAP_NORMS,
     "model.gelu": GELU_FORMS,
@@ -67,6 +69,7 @@ def test_the_schema_keeps_no_copy_of_an_owners_list():
 
 @pytest.mark.parametrize("key, value, close", [
     ("data.decoder", "decrod", "decord"),
+    ("data.format", "shard", "shards"),
     ("train.precision", "bf61", "bf16"),
     ("test.aggregation", "maximum", "max"),
     ("model.tokenizer", "fixed-grid", "fixed_grid"),

@@ -116,6 +116,16 @@ class DataConfig:
     # DataLoader processes (0 = load in the main process) and pinned host memory.
     num_workers: int = _field(4, min=0)
     pin_memory: bool = True
+    # Where the videos come from (docs/DATASETS.md#tar-shards): "files" (the lists' files) or
+    # "shards" (tar shards written by data_prep/make_shards.py). Shards: the folder of the split
+    # manifests (<split>.json) and, unless shard_urls is set, of the shards (relative to `root`);
+    # shard_urls reads them from elsewhere: a brace pattern or "pipe:<command>", "{split}"
+    # standing for the split's shard prefix; in training, videos held per loader process to
+    # shuffle the stream (0: the epoch's shard order only).
+    format: str = "files"
+    shard_dir: str = "shards"
+    shard_urls: str = ""
+    shuffle_buffer: int = _field(64, min=0)
     # Robustness: a file listing videos to skip (one per line, relative to `root`); the
     # fraction of training videos that may fail before training stops; retries per item.
     exclude_file: str = ""

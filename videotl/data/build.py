@@ -5,6 +5,8 @@ This is the one adapter between the config and the data package. A dataset's lis
 (``videotl.data.registry``) declares the arguments it takes; each one named in
 ``LIST_ARGUMENTS`` is filled from the config key beside it. The clips, transforms and decoding
 policy of ``ClipDataset`` come from ``data.*`` and ``test.*`` here, the same for every dataset.
+With ``data.format=shards`` the videos and their annotations come from the split's tar shards
+and manifest instead (``videotl.data.shards``); everything else is the same.
 """
 
 from __future__ import annotations
@@ -21,8 +23,16 @@ from videotl.config import DataConfig, ExperimentConfig
 from videotl.data import avid, charades, kinetics  # noqa: F401  (register the datasets)
 from videotl.data.dataset import SPLITS, ClipDataset, LoadingPolicy
 from videotl.data.lists import apply_exclusions
+from videotl.data.lists import AnnotationError
 from videotl.data.registry import DATASETS, DatasetSpec, VideoList
 from videotl.data.samplers import EpochShuffleSampler, ShardedEvalSampler
+from videotl.data.shards import (
+    ShardClipDataset,
+    manifest_path,
+    read_manifest,
+    shard_folder,
+    shard_urls,
+)
 from videotl.data.sampling import ClipSampling
 from videotl.data.synthetic import KINDS, ensure_synthetic_dataset
 from videotl.data.torchcodec_decode import require_torchcodec
@@ -38,12 +48,13 @@ LIST_ARGUMENTS = {
 }
 
 
-def build_dataset(cfg: ExperimentConfig, split: str) -> ClipDataset:
+def build_dataset(cfg: ExperimentConfig, split: str) -> ClipDataset | ShardClipDataset:
     """The ``data.dataset`` dataset's ``split`` (``"train"``, ``"val"`` or ``"test"``).
 
     With ``data.synthetic=true`` and no annotation files under ``data.root``, a synthetic
     dataset of that kind is generated there first (``videotl.data.synthetic``). Videos listed in
-    ``data.exclude_file`` are skipped (and listed in ``dataset.excluded``).
+    ``data.exclude_file`` are skipped (and listed in ``dataset.excluded``). With
+    ``data.format=shards``: ``shard_dataset``.
 
     Raises:
         RegistryError: unknown ``data.dataset`` (with close matches).
@@ -52,10 +63,38 @@ def build_dataset(cfg: ExperimentConfig, split: str) -> ClipDataset:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     dataset = DATASETS.get(cfg.data.dataset)
+    if cfg.data.format == "shards":
+        return shard_dataset(cfg, split)
     if cfg.data.synthetic:
         _ensure_synthetic(cfg.data)
     listed = dataset.read(split=split, **list_arguments(cfg, dataset.read))
     return clip_dataset(cfg, split, dataset.spec, listed)
+
+
+def shard_dataset(cfg: ExperimentConfig, split: str) -> ShardClipDataset:
+    """The split read from its tar shards: the manifest ``<data.shard_dir>/<split>.json``
+    (relative to ``data.root``) lists the videos; the shards are read from beside it, or from
+    ``data.shard_urls``. Batches hold ``train.batch_size`` (train) or ``test.batch_size`` items;
+    the stream is split across this process group's ranks and ``data.num_workers`` workers.
+
+    Raises:
+        AnnotationError: no manifest, a malformed one, or one of another dataset.
+        ConfigError: ``data.shard_urls`` does not match the manifest's shards.
+    """
+    data = cfg.data
+    path = manifest_path(shard_folder(data.root, data.shard_dir), split)
+    manifest = read_manifest(path)
+    if manifest.dataset != data.dataset:
+        raise AnnotationError(f"{path}: shards of dataset {manifest.dataset!r}, but "
+                              f"data.dataset={data.dataset!r}")
+    urls = shard_urls(data.shard_urls, path.parent, manifest)
+    entries, _ = manifest.entries()
+    clips = clip_dataset(cfg, split, DATASETS.get(data.dataset).spec,
+                         VideoList(entries, manifest.class_names))
+    batch_size = cfg.train.batch_size if split == "train" else cfg.test.batch_size
+    return ShardClipDataset(clips, manifest, urls, batch_size, num_workers=data.num_workers,
+                            rank=get_rank(), world_size=get_world_size(),
+                            shuffle_buffer=data.shuffle_buffer)
 
 
 def list_arguments(cfg: ExperimentConfig, read: Callable[..., VideoList]) -> dict[str, Any]:
@@ -127,9 +166,12 @@ def _ensure_synthetic(data: DataConfig) -> None:
 
 
 def build_loader(
-    cfg: ExperimentConfig, split: str, dataset: ClipDataset | None = None
+    cfg: ExperimentConfig, split: str, dataset: ClipDataset | ShardClipDataset | None = None
 ) -> DataLoader:
     """A DataLoader over ``build_dataset(cfg, split)`` (or ``dataset``).
+
+    A ``ShardClipDataset`` (``data.format=shards``) splits its stream across ranks and workers
+    and batches itself (``videotl.data.shards``); the loader only runs its workers.
 
     Batches: ``train.batch_size`` (train) or ``test.batch_size`` (val, test) items per process.
     In a process group, training uses ``DistributedSampler`` (shuffled, call
@@ -144,6 +186,17 @@ def build_loader(
     """
     dataset = dataset if dataset is not None else build_dataset(cfg, split)
     rank, world = get_rank(), get_world_size()
+    workers = cfg.data.num_workers
+    if isinstance(dataset, ShardClipDataset):
+        return DataLoader(
+            dataset,
+            batch_size=None,
+            num_workers=workers,
+            pin_memory=cfg.data.pin_memory and _accelerator_available(),
+            persistent_workers=workers > 0,
+            worker_init_fn=seed_worker,
+            generator=torch.Generator().manual_seed(loader_seed(cfg.seed, rank)),
+        )
     if split == "train":
         batch_size = cfg.train.batch_size
         sampler: Sampler[int] = (
@@ -154,7 +207,6 @@ def build_loader(
         batch_size = cfg.test.batch_size
         sampler = ShardedEvalSampler(len(dataset), world, rank)
         drop_last = False
-    workers = cfg.data.num_workers
     return DataLoader(
         dataset,
         batch_size=batch_size,

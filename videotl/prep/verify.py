@@ -10,7 +10,7 @@ decoded in chunks: all of them, or ``frames`` evenly spaced ones for a quick che
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Sequence
@@ -90,11 +90,13 @@ def _indices(count: int, frames: int | None) -> list[int]:
 
 
 def listed_videos(cfg: Any, splits: Sequence[str]) -> tuple[list[tuple[str, str]], list[str]]:
-    """``([(video id, path)], excluded ids)`` over ``splits``, each file once, in list order."""
+    """``([(video id, path)], excluded ids)`` over ``splits``, each file once, in list order
+    (the listed files, also when the config reads tar shards: ``data.format``)."""
     videos: dict[str, str] = {}
     excluded: dict[str, None] = {}
+    files = replace(cfg, data=replace(cfg.data, format="files"))
     for split in splits:
-        dataset = build_dataset(cfg, split)
+        dataset = build_dataset(files, split)
         for entry in dataset.videos:
             videos.setdefault(entry.path, entry.video_id)
         excluded.update(dict.fromkeys(dataset.excluded))
