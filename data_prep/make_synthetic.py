@@ -20,42 +20,49 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from videotl.data.synthetic import KINDS, SPECS, make_synthetic_dataset  # noqa: E402
-from videotl.utils.cli import tool_parser  # noqa: E402
+from videotl.utils.cli import ToolParser, tool_parser  # noqa: E402
 from videotl.utils.tool_errors import exit_with_error, run_tool  # noqa: E402
 
+# videotl.data.synthetic.KINDS, spelt here so that --help needs no torch (a test keeps them
+# equal).
+KINDS = ("kinetics", "charades", "avid")
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    defaults = ", ".join(f"{kind} {SPECS[kind].train_videos}/{SPECS[kind].eval_videos}"
-                         for kind in KINDS)
-    folders = ", ".join(f"{kind} {SPECS[kind].dataset.video_dir or 'root itself'}"
-                        for kind in KINDS)
+
+def build_parser() -> ToolParser:
     parser = tool_parser(__doc__)
     parser.add_argument("kind", choices=KINDS, help="which dataset format to imitate")
     parser.add_argument("root", type=Path, help="output folder (must not hold annotations yet)")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same files (default 0)")
     parser.add_argument("--train-videos", type=int, default=None,
-                        help=f"training videos (default, train/eval: {defaults})")
+                        help="training videos (default: the kind's, in docs/DATASETS.md"
+                             "#synthetic-datasets)")
     parser.add_argument("--eval-videos", type=int, default=None,
                         help="validation/test videos (default: see --train-videos)")
     parser.add_argument("--short-side", type=int, default=128,
                         help="frame height in pixels, 4:3 frames (default 128)")
     parser.add_argument("--video-dir", default=None,
-                        help=f"video folder under root (default, as the dataset's release: "
-                             f"{folders})")
-    parser.add_argument("--processes", type=int, default=None,
+                        help="video folder under root (default: the one of the dataset's "
+                             "release, docs/DATASETS.md)")
+    parser.add_argument("--jobs", type=int, default=None,
                         help="rendering processes (default: CPU cores, at most 8)")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    # Imported after parsing: --help and argument errors answer without loading torch.
+    from videotl.data.synthetic import make_synthetic_dataset
+
     start = time.perf_counter()
     try:
         summary = make_synthetic_dataset(
             args.kind, args.root, seed=args.seed, train_videos=args.train_videos,
             eval_videos=args.eval_videos, short_side=args.short_side, video_dir=args.video_dir,
-            processes=args.processes)
+            processes=args.jobs)
     except (ValueError, FileExistsError) as error:
         exit_with_error(error)
     seconds = time.perf_counter() - start

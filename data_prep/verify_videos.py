@@ -16,33 +16,30 @@ videos are unreadable.
 
 Examples:
     python data_prep/verify_videos.py --config configs/kinetics400/base.yaml \\
-        data.root=data/k400 --output data/k400/unreadable.txt
+        data.root=data/k400 --out data/k400/unreadable.txt
     python data_prep/verify_videos.py --config configs/charades/base.yaml \\
-        data.root=data/charades --sample 500 --frames 16 --output /tmp/sample_check.txt
+        data.root=data/charades --sample 500 --frames 16 --out /tmp/sample_check.txt
 then train with data.exclude_file=<that file>.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from videotl.data.lists import AnnotationError  # noqa: E402
-from videotl.prep.pool import default_jobs  # noqa: E402
-from videotl.prep.verify import previous_exclusions, verify_videos  # noqa: E402
-from videotl.prep.verify import write_exclusions  # noqa: E402
-from videotl.config import ConfigError, load_config  # noqa: E402
-from videotl.utils.cli import config_parser  # noqa: E402
+from videotl.utils.cli import ToolParser, config_parser  # noqa: E402
 from videotl.utils.tool_errors import exit_with_error, run_tool  # noqa: E402
 
 
-def parse_args(argv: list[str] | None = None):
+def build_parser() -> ToolParser:
     parser = config_parser(__doc__)
-    parser.add_argument("--output", type=Path, required=True, help="exclusion list to write")
+    parser.add_argument("--out", type=Path, required=True, help="exclusion list to write")
     parser.add_argument("--splits", nargs="+", default=["train", "val", "test"],
-                        choices=["train", "val", "test"], help="default: all three")
+                        choices=["train", "val", "test"],
+                        help="the splits whose videos to check (default: all three)")
     parser.add_argument("--sample", type=int, default=None,
                         help="check this many randomly chosen videos (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
@@ -51,15 +48,24 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--short-side", type=int, default=None,
                         help="decode at this short side (0: native size)")
     parser.add_argument("--jobs", type=int, default=None,
-                        help=f"parallel processes (default: all cores, here {default_jobs()})")
+                        help="parallel processes (default: every core this process may use)")
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds per video before it counts as unreadable (default 120)")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Imported after parsing: --help and argument errors answer without loading torch.
+    from videotl.config import ConfigError, load_config
+    from videotl.data.lists import AnnotationError
+    from videotl.prep.verify import previous_exclusions, verify_videos, write_exclusions
+
     try:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as error:
@@ -79,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
                                      progress=not args.no_progress)
     except (AnnotationError, ValueError, FileNotFoundError) as error:
         exit_with_error(error)
-    write_exclusions(args.output, verification, previous, cfg.data.exclude_file)
+    write_exclusions(args.out, verification, previous, cfg.data.exclude_file)
     print(verification.text())
-    print(f"exclusion list: {args.output} (train with data.exclude_file={args.output.resolve()})")
+    print(f"exclusion list: {args.out} (train with data.exclude_file={args.out.resolve()})")
     return 1 if verification.unreadable else 0
 
 

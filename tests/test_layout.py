@@ -1,5 +1,11 @@
 """The package's dependency direction (docs/ARCHITECTURE.md): each package imports only the
-packages below it, and no videotl import hides inside a function to dodge a cycle."""
+packages below it, and no videotl import hides inside a function to dodge a cycle.
+
+The scripts in tools/ and data_prep/ stand above every package and are not checked here: they
+import torch and the packages that use it inside ``main()``, after parsing their arguments, so
+that ``--help`` and argument errors answer at once (tests/test_tool_parsers.py holds them to it).
+That is the one place a videotl import may sit inside a function; it dodges no cycle.
+"""
 
 import ast
 from pathlib import Path

@@ -4,7 +4,7 @@ functions; multi-label when the targets are ``[V, K]``), the per-class report an
 confusions; or two runs compared class by class (``--compare A.npz B.npz``: per-class
 accuracy or AP of each, the delta B - A, and the classes that gained and lost most).
 
-Class names: ``--classes FILE`` (one per line), else the ``per_class.csv`` beside the scores
+Class names: ``--class-names FILE`` (one per line), else the ``per_class.csv`` beside the scores
 (written by test_net.py and train_net.py), else the class indices.
 
 Outputs under ``--out DIR`` (without it, the summary is only printed):
@@ -24,32 +24,27 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from videotl.errors import InputError
-from videotl.evaluation.reports import (
-    ClassDelta,
-    compare_classes,
-    compare_csv,
-    default_class_names,
-    is_multilabel,
-    largest_changes,
-    load_test_scores,
-    recompute_metrics,
-    write_class_reports,
-)
 from videotl.files import write_text_atomic
-from videotl.utils.cli import tool_parser
+from videotl.utils.cli import ToolParser, tool_parser
 from videotl.utils.tool_errors import run_tool
 
+if TYPE_CHECKING:
+    from videotl.evaluation.reports import ClassDelta
 
-def main() -> None:
+# Every import of torch or of the videotl packages that use it (videotl.evaluation) waits until the
+# arguments are parsed: --help and argument errors answer at once.
+
+
+def build_parser() -> ToolParser:
     parser = tool_parser(__doc__)
     parser.add_argument("scores", nargs="?", type=Path, default=None,
                         help="a test_scores.npz to analyse (or use --compare)")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"), default=None,
                         help="two test_scores.npz over the same classes: per-class deltas B - A")
-    parser.add_argument("--classes", type=Path, default=None,
+    parser.add_argument("--class-names", type=Path, default=None,
                         help="class names in index order, one per line (default: the "
                              "per_class.csv beside the scores, else the indices)")
     parser.add_argument("--out", type=Path, default=None,
@@ -58,17 +53,25 @@ def main() -> None:
                         help="how many classes that gained and lost most to show (default 10)")
     parser.add_argument("--map-missing-as-zero", action="store_true",
                         help="count classes without positives as AP 0 in map (multi-label)")
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     if (args.scores is None) == (args.compare is None):
         parser.error("give one test_scores.npz, or --compare A.npz B.npz")
     if args.compare is None:
-        print(analyze(args.scores, args.classes, args.out, args.map_missing_as_zero))
+        print(analyze(args.scores, args.class_names, args.out, args.map_missing_as_zero))
     else:
-        print(compare(*args.compare, args.classes, args.out, args.top, args.map_missing_as_zero))
+        print(compare(*args.compare, args.class_names, args.out, args.top,
+                      args.map_missing_as_zero))
 
 
 def analyze(path: Path, classes: Path | None, out: Path | None, missing_as_zero: bool) -> str:
     """Recomputes the metrics of ``path``; writes the reports to ``out``; returns Markdown."""
+    from videotl.evaluation.reports import load_test_scores, recompute_metrics, write_class_reports
+
     scores, targets, _ = load_test_scores(path)
     names = class_names(classes, path, scores.shape[1])
     metrics = recompute_metrics(scores, targets, missing_as_zero)
@@ -83,6 +86,15 @@ def analyze(path: Path, classes: Path | None, out: Path | None, missing_as_zero:
 def compare(path_a: Path, path_b: Path, classes: Path | None, out: Path | None, top: int,
             missing_as_zero: bool) -> str:
     """Compares two runs class by class; writes compare.csv/.md to ``out``; returns Markdown."""
+    from videotl.evaluation.reports import (
+        compare_classes,
+        compare_csv,
+        is_multilabel,
+        largest_changes,
+        load_test_scores,
+        recompute_metrics,
+    )
+
     scores_a, targets_a, _ = load_test_scores(path_a)
     scores_b, targets_b, _ = load_test_scores(path_b)
     names = class_names(classes, path_a, scores_a.shape[1])
@@ -102,6 +114,8 @@ def compare(path_a: Path, path_b: Path, classes: Path | None, out: Path | None, 
 def class_names(classes: Path | None, scores_path: Path, num_classes: int) -> list[str]:
     """Names from ``classes`` (one per line), the ``per_class.csv`` beside ``scores_path``, or
     the indices."""
+    from videotl.evaluation.reports import default_class_names
+
     if classes is not None:
         names = [line.strip() for line in classes.read_text(encoding="utf-8").splitlines()
                  if line.strip()]

@@ -35,32 +35,42 @@ import json
 import re
 from dataclasses import replace
 
-from videotl.config import ConfigError, load_config
-from videotl.models import build_model
-from videotl.models.weights import FORMATS, load_pretrained
-from videotl.utils.checkpoint import save_state_dict
-from videotl.utils.cli import config_parser
+from videotl.errors import InputError
+from videotl.utils.cli import ToolParser, config_parser
 from videotl.utils.tool_errors import run_tool
 
 # A ``key=value`` override (dotted key); every other positional argument is a path.
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
+# videotl.models.weights.FORMATS, spelt here so that --help needs no torch (a test keeps them
+# equal).
+FORMATS = ("auto", "videotl", "timm", "hf", "scenic")
 
 
-def main() -> None:
+def build_parser() -> ToolParser:
     parser = config_parser(__doc__)
     parser.add_argument("--out", required=True, help="videotl checkpoint to write (.safetensors)")
     parser.add_argument("--format", choices=FORMATS, default=None,
                         help="format of SRC (default: the config's model.pretrained_format)")
     parser.usage = "convert_checkpoint.py [-h] --config CFG [--format F] SRC --out DST " \
                    "[key=value ...]"
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     sources = [item for item in args.overrides if not _OVERRIDE.match(item)]
     overrides = [item for item in args.overrides if _OVERRIDE.match(item)]
     if len(sources) != 1:
-        raise ConfigError(f"expected one checkpoint to convert (SRC), got {len(sources)}: "
-                          f"{' '.join(sources) or 'none'}")
+        raise InputError(f"expected one checkpoint to convert (SRC), got {len(sources)}: "
+                         f"{' '.join(sources) or 'none'}")
     if not args.out.endswith(".safetensors"):
-        raise ConfigError(f"--out must name a .safetensors file, got {args.out!r}")
+        raise InputError(f"--out must name a .safetensors file, got {args.out!r}")
+    # Imported after parsing: --help and argument errors answer without loading torch.
+    from videotl.config import load_config
+    from videotl.models import build_model
+    from videotl.models.weights import load_pretrained
+    from videotl.utils.checkpoint import save_state_dict
+
     cfg = load_config(args.config, overrides)
     cfg = replace(cfg, model=replace(cfg.model, pretrained=None))
     model = build_model(cfg)

@@ -24,13 +24,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from videotl.config import load_config
-from videotl.inference.export import EXPORT_FORMATS, export_from_config
-from videotl.utils.cli import config_parser
+from videotl.utils.cli import ToolParser, config_parser
 from videotl.utils.tool_errors import run_tool
 
+# videotl.inference.export.EXPORT_FORMATS, spelt here so that --help needs no torch (a test
+# keeps them equal).
+EXPORT_FORMATS = ("torchscript", "onnx")
 
-def main() -> int:
+
+def build_parser() -> ToolParser:
     parser = config_parser(__doc__)
     parser.add_argument("--checkpoint", type=Path, required=True,
                         help="trained weights (loaded strictly)")
@@ -44,7 +46,15 @@ def main() -> int:
     parser.add_argument("--portable", action="store_true",
                         help="torchscript: standard operators only (PyTorch's fused attention "
                              "instead of the videotl::vector_attention op)")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> int:
+    args = build_parser().parse_args()
+    # Imported after parsing: --help and argument errors answer without loading torch.
+    from videotl.config import load_config
+    from videotl.inference.export import export_from_config
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = load_config(args.config, args.overrides)
     result = export_from_config(cfg, args.checkpoint, args.format, args.out,

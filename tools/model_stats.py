@@ -31,15 +31,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-from videotl.config import ConfigError, load_config
+from videotl.errors import InputError
 from videotl.experiments.ablation_variants import ABLATION_VARIANTS
-from videotl.experiments.reducer_sweep import TokenSweep, ats_kept_tokens, count_model, sweep_tokens
-from videotl.models.complexity import ModelComplexity
-from videotl.models.reducers import TOKEN_REDUCERS
 from videotl.registry import RegistryError
-from videotl.utils.cli import config_parser, registry_names
+from videotl.utils.cli import ToolParser, config_parser, registry_names
 from videotl.utils.tool_errors import run_tool
+
+if TYPE_CHECKING:
+    from videotl.experiments.reducer_sweep import TokenSweep
+    from videotl.models.complexity import ModelComplexity
 
 
 def format_table(stats: ModelComplexity, title: str) -> str:
@@ -88,29 +90,39 @@ def ats_note(kept: list[int], given: int | None) -> str:
             f"temporal index at its layers ({source})")
 
 
-def main() -> None:
+def build_parser() -> ToolParser:
     parser = config_parser(__doc__)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--variant", help="an ablation variant of docs/ABLATIONS.md")
     parser.add_argument("--tokens", type=_counts, help="GFLOPs vs K: comma-separated counts")
-    parser.add_argument("--reducers", type=registry_names(TOKEN_REDUCERS),
-                        help="reducers for --tokens (default: all)")
+    parser.add_argument("--reducers", help="comma-separated reducers for --tokens (default: all "
+                                           "registered; docs/TOKEN_REDUCERS.md)")
     parser.add_argument("--ats-kept", type=int, help="kept tokens per temporal index for ATS")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     overrides = args.overrides
     if args.variant is not None:
         try:
             overrides = [*ABLATION_VARIANTS.get(args.variant).overrides, *overrides]
         except RegistryError as error:
-            raise ConfigError(f"--variant: {error}") from None
+            raise InputError(f"--variant: {error}") from None
     if args.ats_kept is not None and args.ats_kept < 1:
-        raise ConfigError(f"--ats-kept must be >= 1, got {args.ats_kept}")
+        raise InputError(f"--ats-kept must be >= 1, got {args.ats_kept}")
+    # Imported after parsing: --help and argument errors answer without loading torch.
+    from videotl.config import load_config
+    from videotl.experiments.reducer_sweep import ats_kept_tokens, count_model, sweep_tokens
+    from videotl.models.reducers import TOKEN_REDUCERS
+
+    reducers = (TOKEN_REDUCERS.names() if args.reducers is None
+                else registry_names(TOKEN_REDUCERS, args.reducers, "--reducers"))
     cfg = load_config(args.config, overrides)
     title = f"model {cfg.model.name} ({args.config}"
     title += f", variant {args.variant})" if args.variant is not None else ")"
     if args.tokens is not None:
-        sweep = sweep_tokens(cfg, args.reducers or TOKEN_REDUCERS.names(), args.tokens,
-                             args.ats_kept)
+        sweep = sweep_tokens(cfg, reducers, args.tokens, args.ats_kept)
         print(json.dumps(sweep.to_dict()) if args.json else format_sweep(sweep, title))
         return
     stats = count_model(cfg, args.ats_kept)

@@ -22,26 +22,17 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
-
-from videotl.config import load_config
-from videotl.data.video_reader import VideoDecodeError
 from videotl.errors import InputError
-from videotl.inference import Predictor
-from videotl.inference.outputs import (
-    SEGMENT_COLUMNS,
-    VIDEO_COLUMNS,
-    csv_writer,
-    failure_record,
-    prediction_record,
-    render_timeline,
-    render_video,
-    segment_rows,
-    video_row,
-)
-from videotl.utils.cli import config_parser
+from videotl.utils.cli import ToolParser, config_parser
 from videotl.utils.tool_errors import run_tool
+
+if TYPE_CHECKING:
+    from videotl.inference import Predictor
+
+# Every import of torch or of the videotl packages that use it (videotl.inference, videotl.data)
+# waits until the arguments are parsed: --help and argument errors answer at once.
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ts",
                   ".flv", ".wmv", ".3gp"}
@@ -67,7 +58,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return videos
 
 
-def main() -> int:
+def build_parser() -> ToolParser:
     parser = config_parser(__doc__)
     parser.add_argument("--checkpoint", required=True, help="trained weights (.pth/.safetensors)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
@@ -84,12 +75,20 @@ def main() -> int:
                         help="class-name file (default: the dataset's, under data.root)")
     parser.add_argument("--render", action="store_true",
                         help="also write <stem>_predictions.mp4 and <stem>_timeline.png")
+    return parser
+
+
+def main() -> int:
+    parser = build_parser()
     args = parser.parse_args()
     # Positional arguments are key=value overrides and, without an "=", the inputs.
     overrides = [item for item in args.overrides if "=" in item]
     inputs = [item for item in args.overrides if "=" not in item]
     if not inputs:
         parser.error("no input: give video files, folders or list files")
+    from videotl.config import load_config
+    from videotl.inference import Predictor
+
     cfg = load_config(args.config, overrides)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     videos = expand_inputs(inputs)
@@ -106,6 +105,19 @@ def main() -> int:
 
 def predict_all(predictor: Predictor, videos: list[Path], out: Path, render: bool) -> int:
     """Scores ``videos``, writing the files of the module docstring; 1 if any failed."""
+    from tqdm import tqdm
+
+    from videotl.data.video_reader import VideoDecodeError
+    from videotl.inference.outputs import (
+        SEGMENT_COLUMNS,
+        VIDEO_COLUMNS,
+        csv_writer,
+        failure_record,
+        prediction_record,
+        segment_rows,
+        video_row,
+    )
+
     out.mkdir(parents=True, exist_ok=True)
     failed = 0
     video_file, videos_csv = csv_writer(out / "predictions.csv", VIDEO_COLUMNS)
@@ -133,6 +145,8 @@ def predict_all(predictor: Predictor, videos: list[Path], out: Path, render: boo
 
 def render_outputs(predictor: Predictor, prediction, out: Path) -> None:
     """``<stem>_predictions.mp4`` and ``<stem>_timeline.png`` of one scored video."""
+    from videotl.inference.outputs import render_timeline, render_video
+
     stem = Path(prediction.path).stem
     render_video(predictor.open(prediction.path), prediction, out / f"{stem}_predictions.mp4")
     threshold = predictor.threshold if prediction.multilabel else None

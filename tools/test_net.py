@@ -16,19 +16,25 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from videotl.config import load_config
-from videotl.engine.run import evaluate_checkpoint, test_output_dir
-from videotl.utils.cli import config_parser
-from videotl.utils.distributed import is_main_process, shutdown_distributed
+from videotl.utils.cli import ToolParser, config_parser
 from videotl.utils.tool_errors import run_tool
 
 
-def main() -> None:
+def build_parser() -> ToolParser:
     parser = config_parser(__doc__)
     parser.add_argument("--checkpoint", required=True, help="weights to test (.pth)")
     parser.add_argument("--out", default=None,
                         help="results folder (default: <output_dir>/test/<checkpoint name>)")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    # Imported after parsing: --help and argument errors answer without loading torch.
+    from videotl.config import load_config
+    from videotl.engine.run import evaluate_checkpoint, test_output_dir
+    from videotl.utils.distributed import is_main_process, shutdown_distributed
+
     cfg = load_config(args.config, args.overrides)
     cfg = replace(cfg, output_dir=args.out or test_output_dir(cfg.output_dir, args.checkpoint))
     try:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from videotl.config import load_config
 from videotl.errors import InputError
-from videotl.utils.cli import config_parser
+from videotl.utils.cli import ToolParser, config_parser
 from videotl.utils.tool_errors import run_tool
-from videotl.visualization import visualize
-from videotl.visualization.attention import CROPS
-from videotl.visualization.clips import CLIP_PLANS
+
+# videotl.visualization.attention.CROPS and .clips.CLIP_PLANS, spelt here so that --help needs
+# no torch (a test keeps them equal).
+CROPS = ("full", "centre")
+CLIP_PLANS = ("all", "centre")
 
 
 def token_list(text: str) -> list[int]:
@@ -31,7 +32,7 @@ def token_list(text: str) -> list[int]:
         raise InputError(f"--tokens expects comma-separated token numbers, got {text!r}") from None
 
 
-def main() -> None:
+def build_parser() -> ToolParser:
     parser = config_parser(__doc__)
     parser.add_argument("--checkpoint", required=True, help="trained weights (.pth)")
     parser.add_argument("--video", required=True, help="the video file")
@@ -51,7 +52,15 @@ def main() -> None:
     parser.add_argument("--class-names", default=None,
                         help="class-name file (default: the dataset's, under data.root)")
     parser.add_argument("--gif-scale", type=float, default=1.0, help="GIF size factor")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    # Imported after parsing: --help and argument errors answer without loading torch.
+    from videotl.config import load_config
+    from videotl.visualization import visualize
+
     cfg = load_config(args.config, args.overrides)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     tokens = token_list(args.tokens) if args.tokens is not None else None

@@ -191,7 +191,7 @@ def test_cli(repo, tmp_path, capsys):
     script = load_script(repo)
     root = tmp_path / "avid"
     script.main(["avid", str(root), "--train-videos", "2", "--eval-videos", "1",
-                 "--short-side", "32", "--processes", "1"])
+                 "--short-side", "32", "--jobs", "1"])
     assert "2 train, 1 val videos, 12 classes" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit_info:
         script.main(["avid", str(root)])

@@ -165,8 +165,8 @@ def test_analyze_tool_recomputes_and_compares(repo, tmp_path):
     write_scores(tmp_path / "b.npz", scores_b, targets)
     (tmp_path / "classes.txt").write_text("a\nb\nc\nd\n")
 
-    done = run_analyze(repo, str(tmp_path / "a.npz"), "--classes", str(tmp_path / "classes.txt"),
-                       "--out", str(tmp_path / "one"))
+    done = run_analyze(repo, str(tmp_path / "a.npz"), "--class-names",
+                       str(tmp_path / "classes.txt"), "--out", str(tmp_path / "one"))
     assert done.returncode == 0, done.stderr
     metrics = json.loads((tmp_path / "one" / "metrics.json").read_text())
     assert metrics["top1"] == pytest.approx(1 / 3) and metrics["num_failed_videos"] == 1
@@ -176,7 +176,8 @@ def test_analyze_tool_recomputes_and_compares(repo, tmp_path):
         "metrics.json", "per_class.csv", "confusion.csv", "confusion.png", "summary.md"}
 
     done = run_analyze(repo, "--compare", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"),
-                       "--out", str(tmp_path / "both"), "--classes", str(tmp_path / "classes.txt"))
+                       "--out", str(tmp_path / "both"), "--class-names",
+                       str(tmp_path / "classes.txt"))
     assert done.returncode == 0, done.stderr
     rows = read_csv(tmp_path / "both" / "compare.csv")
     assert rows[0] == ["class", "support_a", "support_b", "accuracy_a", "accuracy_b", "delta"]

@@ -41,7 +41,7 @@ def test_unknown_variant_is_refused_before_training(repo, tmp_path):
     result = subprocess.run(
         [sys.executable, "tools/run_ablation.py", "--config",
          "configs/demo/synthetic_charades.yaml", "--variants", "conv2d+conv1d,fixed_grid_token",
-         "--output-root", str(tmp_path)], capture_output=True, text=True, cwd=repo)
+         "--out", str(tmp_path)], capture_output=True, text=True, cwd=repo)
     assert result.returncode == 2
     assert "unknown ablation variant 'fixed_grid_token'" in result.stderr
     assert "fixed_grid_tokens" in result.stderr and not any(tmp_path.iterdir())

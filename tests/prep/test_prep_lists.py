@@ -29,7 +29,7 @@ def test_kinetics_lists_from_official_csv_and_json(synthetic_kinetics, tmp_path,
     output = tmp_path / "k400"
     load_script("prepare_kinetics").main([
         "--train", str(files / "train.csv"), "--val", str(files / "validate.json"),
-        "--test", str(files / "test.csv"), "--videos", str(raw), "--output", str(output)])
+        "--test", str(files / "test.csv"), "--videos", str(raw), "--out", str(output)])
     printed = capsys.readouterr().out
 
     classes = (output / "classes.txt").read_text().splitlines()
@@ -109,7 +109,7 @@ def test_avid_lists_from_official_json(synthetic_avid, tmp_path, capsys):
     output = tmp_path / "avid"
     load_script("prepare_avid").main([
         "--train", str(tmp_path / "avid_train.json"), "--val", str(tmp_path / "avid_val.json"),
-        "--videos", str(raw), "--output", str(output), "--drop-label", "none"])
+        "--videos", str(raw), "--out", str(output), "--drop-label", "none"])
     printed = capsys.readouterr().out
     classes = (output / "classes.txt").read_text().splitlines()
     assert "none" not in classes
@@ -152,7 +152,7 @@ def test_charades_release_checked_copied_and_missing_excluded(synthetic_charades
     (videos / "UNKNOWN.mp4").write_bytes(b"x")
     output = tmp_path / "charades"
     load_script("prepare_charades").main(["--annotations", str(release), "--videos", str(videos),
-                                          "--output", str(output)])
+                                          "--out", str(output)])
     printed = capsys.readouterr().out
     for name in ("Charades_v1_classes.txt", "Charades_v1_train.csv", "Charades_v1_test.csv"):
         assert (output / name).read_bytes() == (release / name).read_bytes()
@@ -174,7 +174,7 @@ def test_charades_bad_release_file(synthetic_charades, tmp_path):
     script = load_script("prepare_charades")
     with pytest.raises(SystemExit) as exit_info:
         script.main(["--annotations", str(release), "--videos", str(release),
-                     "--output", str(tmp_path / "out")])
+                     "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2
 
 

@@ -15,13 +15,13 @@ def test_from_release_to_training_items(synthetic_kinetics, tmp_path, capsys):
         "--jobs", "2", "--no-progress"]) == 0
     load_script("prepare_kinetics").main([
         "--train", str(files / "train.csv"), "--val", str(files / "validate.json"),
-        "--videos", str(root / "videos_24"), "--output", str(root)])
+        "--videos", str(root / "videos_24"), "--out", str(root)])
     overrides = capsys.readouterr().out.split("train with: ")[1].split()
     assert "data.video_dir=videos_24" in overrides
     assert (root / "missing_videos.txt").read_text() == ""
     assert load_script("verify_videos").main([
         "--config", "configs/kinetics400/base.yaml", *overrides, "data.num_frames=4",
-        "data.test_crop_size=24", "--output", str(root / "unreadable.txt"), "--jobs", "2",
+        "data.test_crop_size=24", "--out", str(root / "unreadable.txt"), "--jobs", "2",
         "--no-progress"]) == 0
     cfg = small_data_config("kinetics", root, *overrides,
                             f"data.exclude_file={root / 'unreadable.txt'}")

@@ -53,7 +53,7 @@ def test_unreadable_videos_become_an_exclusion_list(damaged_kinetics, tmp_path, 
     start = time.monotonic()
     code = load_script("verify_videos").main([
         "--config", "configs/kinetics400/base.yaml", f"data.root={root}",
-        "data.exclude_file=known_bad.txt", *OVERRIDES, "--output", str(output), "--jobs", "2",
+        "data.exclude_file=known_bad.txt", *OVERRIDES, "--out", str(output), "--jobs", "2",
         "--timeout", "4", "--no-progress"])
     assert time.monotonic() - start < 40
     printed = capsys.readouterr().out
@@ -78,7 +78,7 @@ def test_sample_and_frame_subset(synthetic_kinetics, tmp_path, capsys):
     output = tmp_path / "none.txt"
     code = load_script("verify_videos").main([
         "--config", "configs/kinetics400/base.yaml", f"data.root={synthetic_kinetics}",
-        *OVERRIDES, "--output", str(output), "--sample", "5", "--frames", "3", "--splits",
+        *OVERRIDES, "--out", str(output), "--sample", "5", "--frames", "3", "--splits",
         "train", "--jobs", "1", "--no-progress"])
     assert code == 0
     assert "5 videos checked: 0 unreadable" in capsys.readouterr().out
@@ -99,7 +99,7 @@ def test_missing_list_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         load_script("verify_videos").main([
             "--config", "configs/kinetics400/base.yaml", f"data.root={tmp_path}",
-            "--output", str(tmp_path / "x.txt"), "--splits", "train"])
+            "--out", str(tmp_path / "x.txt"), "--splits", "train"])
     assert exit_info.value.code == 2
     assert "video list not found" in capsys.readouterr().err
 
