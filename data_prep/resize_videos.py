@@ -32,14 +32,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from videotl.prep.encode import ENCODERS, EncodeSettings  # noqa: E402
-from videotl.prep.pool import default_jobs  # noqa: E402
-from videotl.prep.resize import FAILURES_FILE, resize_videos  # noqa: E402
-from videotl.utils.cli import tool_parser  # noqa: E402
+from videotl.utils.cli import ToolParser, tool_parser  # noqa: E402
 from videotl.utils.tool_errors import exit_with_error, run_tool  # noqa: E402
 
+# videotl.prep.encode.ENCODERS, spelt here so that --help needs no torch (a test keeps them
+# equal).
+ENCODERS = ("pyav", "ffmpeg")
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+
+def build_parser() -> ToolParser:
     parser = tool_parser(__doc__)
     parser.add_argument("input", type=Path, help="folder of source videos (searched recursively)")
     parser.add_argument("output", type=Path, help="folder for the re-encoded videos")
@@ -57,17 +58,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--encoder", choices=ENCODERS, default="pyav",
                         help="pyav, or the ffmpeg program when installed (default pyav)")
     parser.add_argument("--jobs", type=int, default=None,
-                        help=f"parallel processes (default: all cores, here {default_jobs()})")
+                        help="parallel processes (default: every core this process may use)")
     parser.add_argument("--timeout", type=float, default=900.0,
                         help="seconds one video may take before it is abandoned (default 900)")
     parser.add_argument("--overwrite", action="store_true",
                         help="re-encode videos whose output exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Imported after parsing: --help and argument errors answer without loading torch.
+    from videotl.prep.encode import EncodeSettings
+    from videotl.prep.resize import FAILURES_FILE, resize_videos
+
     try:
         settings = EncodeSettings(short_side=args.short_side or None, upscale=args.upscale,
                                   fps=args.fps, keyframe_seconds=args.keyframe_seconds,
