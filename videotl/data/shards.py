@@ -509,6 +509,10 @@ class ShardClipDataset(IterableDataset):
             self.items_per_slot = per_slot if per_slot < batch_size else (
                 per_slot // batch_size * batch_size)
             self.per_slot = per_slot
+            logger.info("%s train: %d videos in %d shards; each of %d loader processes reads %d "
+                        "an epoch and uses %d; %d videos sit out each epoch", self.name,
+                        self.num_videos, len(self.urls), slots, per_slot, self.items_per_slot,
+                        self.num_videos - slots * self.items_per_slot)
 
     # -- the evaluation interface (ClipDataset's) ----------------------------------------
     @property
