@@ -136,8 +136,8 @@ def test_progress_lines_show_means_since_the_last_line_and_the_eta(caplog):
         record, eta = records.steps[n]
         data = (DATA[n - 1] + DATA[n]) / 2
         time = (DATA[n - 1] + STEP[n - 1] + DATA[n] + STEP[n]) / 2
-        expected.append(f"{position} "
-                        f"{step_text(record['loss'], None, data, time, 4 / STEP[n], eta)}")
+        speed = (4 / STEP[n - 1] + 4 / STEP[n]) / 2
+        expected.append(f"{position} {step_text(record['loss'], None, data, time, speed, eta)}")
     assert lines == expected
 
 

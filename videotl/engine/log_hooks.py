@@ -162,9 +162,9 @@ class JsonlWriterHook(HookBase):
 class ProgressHook(HookBase):
     """A tqdm bar on a terminal; otherwise a plain line every ``log_period`` iterations:
     ``epoch 3/20 iter 40/300 loss 1.2340 lr 0.003 data 0.012s time 0.230s clips/s 26.1 eta
-    0:05:12`` (``step_text``; ``data`` and ``time`` are means over the last ``log_period``
-    iterations, ``eta`` the whole training's, see the module docstring). One summary line per
-    epoch either way."""
+    0:05:12`` (``step_text``; ``data``, ``time`` and ``clips/s`` are means over the last
+    ``log_period`` iterations, ``eta`` the whole training's, see the module docstring). One
+    summary line per epoch either way."""
 
     def __init__(self, log_period: int, stream: Any = None) -> None:
         self.log_period = log_period
@@ -174,6 +174,7 @@ class ProgressHook(HookBase):
     def before_train(self) -> None:
         self._data_time = RunningMean(self.log_period)
         self._time = RunningMean(self.log_period)
+        self._speed = RunningMean(self.log_period)
 
     def before_epoch(self) -> None:
         self._steps = self.trainer.iterations_in_epoch()
@@ -188,8 +189,11 @@ class ProgressHook(HookBase):
         self._step += 1
         self._data_time.add(record["data_time"])
         self._time.add(record["time"])
+        if record.get("clips_per_second") is not None:
+            self._speed.add(record["clips_per_second"])
+        speed = self._speed.mean if record.get("clips_per_second") is not None else None
         text = step_text(record["loss"], record.get("lr"), self._data_time.mean, self._time.mean,
-                         record.get("clips_per_second"), self.trainer.storage.get("eta_seconds"))
+                         speed, self.trainer.storage.get("eta_seconds"))
         if self.interactive:
             self._bar.update(1)
             self._bar.set_postfix_str(text, refresh=False)
