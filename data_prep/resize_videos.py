@@ -2,8 +2,11 @@
 """Re-encodes every video under INPUT into OUTPUT for fast training reads.
 
 Each video becomes OUTPUT/<same sub-folder>/<name>.mp4: H.264 with the short side at
---short-side pixels (never enlarged unless --upscale), optionally resampled to --fps, a
-keyframe at least every --keyframe-seconds (cheap random access), no audio. Encodes with PyAV
+--short-side pixels (never enlarged unless --upscale), optionally resampled to --fps, no audio,
+encoded to be cheap to decode: a keyframe at least every --keyframe-seconds (2), x264 --tune
+fastdecode, no B-frames (--bframes 0), --crf 25, --preset veryfast; random training clips load
+1.6x faster than with a keyframe every second, CABAC, deblocking and B-frames at CRF 23, in
+fewer bytes (benchmarks/encoding_settings.py on real footage, BENCHMARKS.md). Encodes with PyAV
 by default, or with the ffmpeg program (--encoder ffmpeg); both give the same files, and PyAV
 was as fast or faster in benchmarks/resize_encoders.py (see BENCHMARKS.md).
 
@@ -32,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from videotl.prep.encode_settings import add_encode_arguments  # noqa: E402 (no torch)
 from videotl.utils.cli import ToolParser, tool_parser  # noqa: E402
 from videotl.utils.tool_errors import exit_with_error, run_tool  # noqa: E402
 
@@ -44,17 +48,7 @@ def build_parser() -> ToolParser:
     parser = tool_parser(__doc__)
     parser.add_argument("input", type=Path, help="folder of source videos (searched recursively)")
     parser.add_argument("output", type=Path, help="folder for the re-encoded videos")
-    parser.add_argument("--short-side", type=int, default=256,
-                        help="pixels of the shorter side (default 256; 0 keeps the size)")
-    parser.add_argument("--upscale", action="store_true",
-                        help="also enlarge videos smaller than --short-side")
-    parser.add_argument("--fps", type=float, default=None,
-                        help="output frame rate, e.g. 12 (default: keep the source's)")
-    parser.add_argument("--keyframe-seconds", type=float, default=1.0,
-                        help="at most this many seconds between keyframes (default 1)")
-    parser.add_argument("--crf", type=int, default=23,
-                        help="x264 quality, lower is better and larger (default 23)")
-    parser.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
+    add_encode_arguments(parser)  # --short-side, --fps, --keyframe-seconds, --crf, --tune, ...
     parser.add_argument("--encoder", choices=ENCODERS, default="pyav",
                         help="pyav, or the ffmpeg program when installed (default pyav)")
     parser.add_argument("--jobs", type=int, default=None,
@@ -74,13 +68,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Imported after parsing: --help and argument errors answer without loading torch.
-    from videotl.prep.encode import EncodeSettings
+    from videotl.prep.encode import encode_settings_from
     from videotl.prep.resize import FAILURES_FILE, resize_videos
 
     try:
-        settings = EncodeSettings(short_side=args.short_side or None, upscale=args.upscale,
-                                  fps=args.fps, keyframe_seconds=args.keyframe_seconds,
-                                  crf=args.crf, preset=args.preset)
+        settings = encode_settings_from(args)
         if args.jobs is not None and args.jobs < 1:
             raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
         summary = resize_videos(args.input, args.output, settings, encoder=args.encoder,

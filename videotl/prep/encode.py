@@ -1,5 +1,6 @@
-"""Re-encoding one video: short side to N pixels, optional fixed frame rate, H.264 with a short
-keyframe interval for random access, video only (``encode_settings``).
+"""Re-encoding one video: short side to N pixels, optional fixed frame rate, H.264 that is cheap
+to decode at random positions (keyframe interval, x264 tuning, B-frames, CRF: ``EncodeSettings``
+in ``encode_settings``), video only.
 
 Two encoders make the same file: PyAV (``pyav_encoder``, the default: always available, and
 as fast as the ``ffmpeg`` program or faster in ``benchmarks/resize_encoders.py``) and the
@@ -19,13 +20,22 @@ from pathlib import Path
 import av
 
 from videotl.data.video_reader import VideoDecodeError, probe
-from videotl.prep.encode_settings import EncodeError, EncodeSettings, first_line
+from videotl.prep.encode_settings import (
+    EncodeError,
+    EncodeSettingError,
+    EncodeSettings,
+    add_encode_arguments,
+    encode_settings_from,
+    first_line,
+    written_x264_options,
+)
 from videotl.prep.ffmpeg_encoder import encode_with_ffmpeg, ffmpeg_program
 from videotl.prep.files import part_path
 from videotl.prep.pyav_encoder import encode_with_pyav
 
-__all__ = ["ENCODERS", "EncodeError", "EncodeResult", "EncodeSettings", "choose_encoder",
-           "encode_video", "ffmpeg_program"]
+__all__ = ["ENCODERS", "EncodeError", "EncodeResult", "EncodeSettingError", "EncodeSettings",
+           "add_encode_arguments", "choose_encoder", "encode_settings_from", "encode_video",
+           "ffmpeg_program", "written_x264_options"]
 
 ENCODERS = ("pyav", "ffmpeg")
 SHORT_OUTPUT = 0.9  # an output shorter than this share of the source's stated length is reported

@@ -36,15 +36,16 @@ def ffmpeg_program() -> str | None:
 
 def ffmpeg_command(program: str, source: Path, partial: Path, settings: EncodeSettings,
                    source_fps: float) -> list[str]:
-    """The ffmpeg argument list (absolute ``file:`` URLs: names are never options)."""
-    codec = x264_options(settings, source_fps)
+    """The ffmpeg argument list (absolute ``file:`` URLs: names are never options). The x264
+    options are ``x264_options``, each as ``-<name> <value>``: the ones PyAV's encoder gets."""
+    codec = [word for name, value in x264_options(settings, source_fps).items()
+             for word in (f"-{name}", value)]
     return [
         program, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
         "-threads", "1", "-i", f"file:{source}",
         "-map", "0:v:0", "-an", "-sn", "-dn", "-map_metadata", "-1",
         "-vf", filter_text(filters(settings)), "-filter_threads", "1",
-        "-c:v", "libx264", "-preset", codec["preset"], "-crf", codec["crf"], "-g", codec["g"],
-        "-threads", "1", "-f", "mp4", f"file:{partial}",
+        "-c:v", "libx264", *codec, "-threads", "1", "-f", "mp4", f"file:{partial}",
     ]
 
 
