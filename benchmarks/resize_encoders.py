@@ -8,9 +8,10 @@ textured background panning sideways with moving blocks and mild noise, as in
   (a) Kinetics-like: 10 s videos -> short side 256, source frame rate kept;
   (b) Charades-like: 30 s videos -> short side 256 at 12 fps.
 
-Both encoders use the toolkit's settings (``videotl.prep.encode``: x264 preset veryfast,
-CRF 23, a keyframe every second, one decoder and one encoder thread) and encode one video at a
-time in this process, so the figures are per CPU core. Videos are encoded in
+Both encoders use the toolkit's default settings (``videotl.prep.encode.EncodeSettings``; the
+figures in BENCHMARKS.md were measured with the earlier defaults: x264 preset veryfast, CRF 23,
+a keyframe every second), one decoder and one encoder thread, and encode one video at a time in
+this process, so the figures are per CPU core. Videos are encoded in
 rounds, each round running both encoders on the same video in alternating order, so that load
 from other processes hits both alike; the ratio compares encoders measured in the same run.
 
