@@ -59,6 +59,7 @@ class _PyavWriter:
         self.frames = 0
         self.last_pts: int | None = None  # of the last decoded frame taken
         self.last_out: float | None = None  # time of the last frame encoded
+        self.stamps = _BestEffortTimestamps()
 
     def transcode(self, inp: Any, stream: Any) -> int:
         self.source = stream
@@ -79,6 +80,7 @@ class _PyavWriter:
         return errors
 
     def _push(self, frame: Any) -> None:
+        frame.pts = self.stamps.guess(frame.pts, frame.dts)
         if frame.pts is None:  # no timestamp: take the next one
             frame.pts = 0 if self.last_pts is None else self.last_pts + 1
         if self.last_pts is not None and frame.pts <= self.last_pts:
@@ -135,3 +137,45 @@ class _PyavWriter:
         stream.codec_context.time_base = frame.time_base
         stream.codec_context.thread_count = 1
         self.stream = stream
+
+
+class _BestEffortTimestamps:
+    """A decoded frame's timestamp as the ``ffmpeg`` program takes it (libavcodec's
+    ``best_effort_timestamp``, ``guess_correct_pts``): its ``pts``, unless the ``pts`` of the
+    frames so far went backwards more often than their ``dts`` (the decode time of the packet
+    that completed the frame), then its ``dts``.
+
+    Some files lie in a way only this catches: packets stamped ``pts == dts`` although the
+    stream reorders frames (B-frames; OpenCV's ``box.mp4`` sample). Decoded in display order,
+    the frames then carry their packets' timestamps out of order, and taking them as they are
+    would drop every frame that is not after the one before (about half of them). The frames
+    flushed out of the decoder at the end have no ``dts``; in that case they continue from the
+    previous one by the step between the two before.
+    """
+
+    def __init__(self) -> None:
+        self.faulty_pts = self.faulty_dts = 0
+        self.last_pts: int | None = None
+        self.last_dts: int | None = None
+        self.given: list[int] = []  # the last two timestamps returned
+
+    def guess(self, pts: int | None, dts: int | None) -> int | None:
+        if dts is not None:
+            self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
+            self.last_dts = dts
+        elif pts is not None:
+            self.last_dts = pts
+        if pts is not None:
+            self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
+            self.last_pts = pts
+        elif dts is not None:
+            self.last_pts = dts
+        if pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None):
+            stamp = pts
+            if dts is None and self.faulty_pts > self.faulty_dts and len(self.given) == 2:
+                stamp = 2 * self.given[1] - self.given[0]  # flushed, pts not to be trusted
+        else:
+            stamp = dts
+        if stamp is not None:
+            self.given = (self.given + [stamp])[-2:]
+        return stamp
