@@ -6,7 +6,9 @@ x264 defaults at preset veryfast: a keyframe every 250 frames, B-frames):
 
   (a) 64 frames at 12 fps (a 5.3 s window) from 30-second videos,
   (b) 16 frames with stride 4 (a 2.1 s window) from 10-second videos,
-  (c) the same clips from videos as ``data_prep`` writes them: 456x256, a keyframe every second,
+  (c) the same clips from 456x256 videos with a keyframe every second, crf 23 (``data_prep``'s
+      encoding before its defaults were chosen by measurement; see BENCHMARKS.md, "Re-encoding
+      settings", for clips from today's defaults),
   (d) the same clips from MPEG-4 Part 2 in AVI (DivX-style, no B-frames), 854x480, a keyframe
       every 12 frames (the encoder's default).
 
