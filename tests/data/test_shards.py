@@ -1,15 +1,19 @@
 """Reading tar shards (data.format=shards): the same clips, targets and coverage as from files,
 reproducible per (seed, epoch), from local paths, brace patterns and pipe: commands."""
 
+import logging
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from data_helpers import small_data_config
+from torch import nn
 from video_files import truncated_copy
 
 from videotl.config import ConfigError
 from videotl.data import build_dataset, build_loader
+from videotl.data.dataset import DataLoadingError
 from videotl.data.lists import AnnotationError
 from videotl.data.shards import (
     ShardClipDataset,
@@ -21,6 +25,7 @@ from videotl.data.shards import (
     stream_pieces,
 )
 from videotl.data.video_reader import VideoDecodeError, VideoReader
+from videotl.evaluation.evaluator import evaluate
 from videotl.prep.shards import make_shards
 
 
@@ -291,3 +296,110 @@ def test_a_shard_gives_the_wanted_members_bytes_and_annotations(kinetics_shards)
         assert annotation["key"] == key and annotation["member"] == f"{key}.mp4"
         assert data == (root / annotation["path"]).read_bytes()
         assert annotation["duration"] == 3.0 and isinstance(annotation["label"], int)
+
+
+# -- videos that failed to pack -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def kinetics_one_missing(synthetic_kinetics, tmp_path_factory):
+    """The tiny Kinetics set with the 5th listed train and val videos deleted, packed in shards
+    of 3: ``((kind, root, shard folder), {split: the missing video's id})``."""
+    root = tmp_path_factory.mktemp("kinetics_missing") / "k"
+    shutil.copytree(synthetic_kinetics, root)
+    missing = {}
+    for split in ("train", "val"):
+        listed = (root / f"{split}.csv").read_text().splitlines()
+        missing[split] = listed[4].rsplit(None, 1)[0]
+        (root / missing[split]).unlink()
+    out = root.parent / "shards"
+    summary = make_shards(small_data_config("kinetics", root), out, max_bytes=None,
+                          max_videos=3, jobs=1, progress=False)
+    assert summary.failed == 3  # train, val, and test (the val list again)
+    missing["test"] = missing["val"]
+    return ("kinetics", root, out), missing
+
+
+NOT_PACKED = ("not packed into the shards (file not found or unreadable (No such file or "
+              "directory))")
+
+
+class MeanColour(nn.Module):
+    """A fixed tiny classifier: the clip's mean colour, linearly to the classes."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.linear = nn.Linear(3, num_classes)
+
+    def forward(self, video):  # [B, C, T, H, W] -> [B, K]
+        return self.linear(video.mean(dim=(2, 3, 4)))
+
+
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_videos_that_failed_to_pack_are_failed_videos_as_missing_files_are(
+        kinetics_one_missing, split, caplog):
+    shards, missing = kinetics_one_missing
+    root = shards[1]
+    # One view per batch: every clip goes through the model alone, so scores are bit-equal.
+    files_cfg, shards_cfg = configs(shards, "test.batch_size=1")
+    with caplog.at_level(logging.WARNING, logger="videotl.data.shards"):
+        sharded = build_dataset(shards_cfg, split)
+    files = build_dataset(files_cfg, split)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "videotl.data.shards"]
+    assert warnings == [f'kinetics {split}: 1 of the 10 listed videos are not in the shards '
+                        '(they failed when packed: the manifest\'s "failed"); they count as '
+                        'videos that cannot be loaded']
+    assert sharded.failures == [(missing[split], NOT_PACKED)]  # listed when built
+    assert sharded.video_ids == files.video_ids and missing[split] in files.video_ids
+    model = MeanColour(files.num_classes)
+    device = torch.device("cpu")
+    from_files = evaluate(model, build_loader(files_cfg, split, files), device)
+    from_shards = evaluate(model, build_loader(shards_cfg, split, sharded), device)
+    assert from_files.failed_videos == from_shards.failed_videos == [missing[split]]
+    views = files.views_per_video
+    assert from_shards.metrics["num_failed_videos"] == 1
+    assert from_shards.metrics["num_failed_views"] == views
+    assert from_shards.metrics["num_videos"] == 9
+    assert from_shards.metrics == from_files.metrics
+    np.testing.assert_array_equal(from_shards.scores, from_files.scores)  # NaN row: the missing
+    assert np.array_equal(from_shards.views, from_files.views)
+    assert [path for path, _ in files.failures] == [str(root / missing[split])]
+    assert sharded.failures == [(missing[split], NOT_PACKED)]
+
+
+@pytest.mark.parametrize("world_size, num_workers", [(1, 0), (2, 2), (3, 1)])
+def test_views_of_videos_not_packed_come_once_each_and_failed(kinetics_one_missing,
+                                                              world_size, num_workers):
+    shards, missing = kinetics_one_missing
+    dataset = build_dataset(configs(shards, "test.batch_size=4")[1], "test")
+    failed = dataset.video_ids.index(missing["test"])
+    merged = {}
+    for rank in range(world_size):
+        part = with_slots(dataset, rank, world_size, num_workers)
+        items = eval_items(part)
+        assert sum(1 for worker in range(part.workers) for _ in part.batches(worker)) == len(part)
+        assert not items.keys() & merged.keys()
+        merged.update(items)
+    views = dataset.views_per_video
+    assert sorted(merged) == [(v, w) for v in range(10) for w in range(views)]
+    assert [key for key, (_, _, ok) in sorted(merged.items()) if not ok] == [
+        (failed, w) for w in range(views)]
+    assert all(torch.equal(merged[(failed, w)][1], dataset.video_target(failed))
+               for w in range(views))
+
+
+def test_training_counts_videos_not_packed_towards_the_failure_limit(kinetics_one_missing):
+    shards, missing = kinetics_one_missing
+    _, cfg = configs(shards, "train.batch_size=2")  # data.max_failure_fraction=0.01: 1 > 0.2
+    with pytest.raises(DataLoadingError) as error:
+        build_dataset(cfg, "train")
+    assert str(error.value) == (
+        "kinetics train: 1 of 20 videos failed to load, more than "
+        "data.max_failure_fraction=0.01. Fix or list them in data.exclude_file:\n"
+        f"  {missing['train']}: {NOT_PACKED}")
+    _, cfg = configs(shards, "train.batch_size=2", "data.max_failure_fraction=0.05")
+    dataset = build_dataset(cfg, "train")
+    assert dataset.failures == [(missing["train"], NOT_PACKED)]
+    assert dataset.num_videos == 20 and dataset.streamed == 19
+    dataset.set_epoch(0)
+    seen = [v for batch in dataset.batches(0) for v in batch["video_index"].tolist()]
+    assert len(seen) == len(set(seen)) == 18  # 19 videos in the shards, in batches of 2
+    assert dataset.video_ids.index(missing["train"]) not in seen

@@ -101,7 +101,12 @@ def test_missing_and_unreadable_videos_are_reported_not_dropped(synthetic_kineti
     assert f"  {ids[3]}: file not found or unreadable (No such file or directory)" in printed
     assert f"  {ids[7]}: not a readable video container" in printed
     manifest = read_manifest(out / "train.json")
-    assert [(v, p) for v, p, _ in manifest.failed] == [(ids[3], ids[3]), (ids[7], ids[7])]
+    assert [(v.key, v.video_id, v.path, v.member) for v, _ in manifest.failed] == [
+        ("00000003", ids[3], ids[3], ""), ("00000007", ids[7], ids[7], "")]
+    labels = [int(line.rsplit(None, 1)[1]) for line in (root / "train.csv").read_text()
+              .splitlines()]
+    assert [v.label for v, _ in manifest.failed] == [labels[3], labels[7]]  # read as listed
+    assert manifest.failed[0][1] == "file not found or unreadable (No such file or directory)"
     counts = json.loads((out / "train.json").read_text())["counts"]
     assert (counts["listed"], counts["packed"], counts["failed"]) == (20, 18, 2)
     assert len(manifest.videos) == 18 and ids[3] not in [v.video_id for v in manifest.videos]

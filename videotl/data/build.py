@@ -76,10 +76,15 @@ def shard_dataset(cfg: ExperimentConfig, split: str) -> ShardClipDataset:
     (relative to ``data.root``) lists the videos; the shards are read from beside it, or from
     ``data.shard_urls``. Batches hold ``train.batch_size`` (train) or ``test.batch_size`` items;
     the stream is split across this process group's ranks and ``data.num_workers`` workers.
+    The videos the manifest lists as failed (not packed) stay in the split and are reported as
+    a missing file would be: a warning with their count, ``dataset.failures``, and, in
+    evaluation, views with ``"ok": False`` (so ``failed_videos`` of the evaluation lists them).
 
     Raises:
         AnnotationError: no manifest, a malformed one, or one of another dataset.
         ConfigError: ``data.shard_urls`` does not match the manifest's shards.
+        DataLoadingError: in training, more videos not packed than
+            ``data.max_failure_fraction`` allows.
     """
     data = cfg.data
     path = manifest_path(shard_folder(data.root, data.shard_dir), split)

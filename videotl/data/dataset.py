@@ -244,7 +244,18 @@ class ClipDataset(Dataset):
         return self._multi_hot(overlapping_actions(entry.actions, start, end))
 
     def _count_failure(self, error: VideoDecodeError) -> None:
-        self._failures.record(error.path, error.reason)
+        self.record_failure(error.path, error.reason)
+
+    def record_failure(self, path: str, reason: str) -> None:
+        """Lists the video at ``path`` in ``failures`` (logged the first time). In training it
+        counts towards ``max_failure_fraction``: once more videos than that have failed,
+        ``DataLoadingError`` lists them.
+
+        The tar-shard dataset calls it for the videos that failed to be packed, as the
+        decoding of a file that is missing calls it here."""
+        self._failures.record(path, reason)
+        if self.split != "train":
+            return
         failures = self.failures
         if len(failures) > self.policy.max_failure_fraction * self.num_videos:
             listing = "\n".join(f"  {path}: {reason}" for path, reason in failures)
@@ -280,12 +291,17 @@ class ClipDataset(Dataset):
             )
             frames = reader.get_frames(indices)
         except VideoDecodeError as error:
-            self._failures.record(error.path, error.reason)
-            size = self.eval_transform.crop_size
-            empty = torch.zeros(3, self.sampling.num_frames, size, size)
-            return self._item(empty, target, video_index, view, False)
+            self.record_failure(error.path, error.reason)
+            return self.failed_view_item(video_index, view)
         video = self.eval_transform(frames_to_cthw(frames), spatial)
         return self._item(video, target, video_index, view, True)
+
+    def failed_view_item(self, video_index: int, view: int) -> dict[str, Any]:
+        """View ``view`` of video ``video_index`` when the video cannot be loaded: a zero
+        ``"video"`` with ``"ok": False`` (the caller lists the video in ``failures``)."""
+        size = self.eval_transform.crop_size
+        empty = torch.zeros(3, self.sampling.num_frames, size, size)
+        return self._item(empty, self.video_target(video_index), video_index, view, False)
 
     # -- helpers -------------------------------------------------------------------------
     def _open(self, entry: VideoEntry, short_side: int, data: bytes | None = None) -> VideoReader:

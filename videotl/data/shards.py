@@ -11,7 +11,7 @@ videos of each split, in an order shuffled once with a fixed seed, into a folder
   under its original extension (lowercased, as WebDataset reads suffixes);
 * ``<split>.json``: the manifest (``ShardManifest``): dataset, class names, every video's
   annotation in list order, each shard's name, size and keys in order, and the videos that
-  could not be packed with the reason.
+  could not be packed, with their annotations and the reason.
 
 Reading never writes a file: a video's bytes go from the tar stream to the decoder in memory
 (``VideoReader(..., data=bytes)``). The shards are opened with WebDataset's ``gopen`` (a local
@@ -43,6 +43,13 @@ is exact. Clips, transforms and targets are ``ClipDataset``'s (``train_item``, `
 only the source of the bytes differs. A training video that fails to decode is counted as with
 files and replaced by another video of the same slot (one read recently or waiting in the
 buffer), since a stream cannot reach a random video.
+
+A video the manifest lists as not packed is what a missing file is to the file path, never left
+out in silence: it stays one of the dataset's videos (``video_ids``, targets), it is listed in
+``failures`` with the packing's reason when the dataset is built (a warning gives the count; in
+training it counts towards ``data.max_failure_fraction``), and in evaluation its views come
+back with ``"ok": False`` (after the stream: positions ``N`` onwards of the blocks above, ``N``
+counting them too), so that evaluation reports it among ``failed_videos``.
 """
 
 from __future__ import annotations
@@ -74,7 +81,7 @@ FORMATS = ("files", "shards")  # data.format
 register_choices("data.format", lambda: FORMATS)
 
 MANIFEST_FORMAT = "videotl-shards"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: failed videos carry their key and annotation
 ANNOTATION_SUFFIX = "json"
 KEY_DIGITS = 8
 RECENT_VIDEOS = 8  # read videos a training slot keeps to replace one that fails
@@ -183,7 +190,8 @@ class ShardManifest:
             same videos as an earlier one, as Charades' test and val, shares its shards).
         shards: in stream order.
         videos: every packed video, in the split's list order.
-        failed: ``(video_id, path, reason)`` of the listed videos not packed.
+        failed: ``(video, reason)`` of the listed videos not packed, in list order: the
+            video's key, id, path and annotation (its ``member`` empty).
         excluded: video ids the config's ``data.exclude_file`` left out when packing.
         listed: videos the split listed (after exclusions): ``len(videos) + len(failed)``.
         seed: the seed of the order of videos into shards.
@@ -196,7 +204,7 @@ class ShardManifest:
     prefix: str
     shards: tuple[ShardFile, ...]
     videos: tuple[ShardVideo, ...]
-    failed: tuple[tuple[str, str, str], ...] = ()
+    failed: tuple[tuple[ShardVideo, str], ...] = ()
     excluded: tuple[str, ...] = ()
     listed: int = 0
     seed: int = 0
@@ -214,7 +222,8 @@ class ShardManifest:
             "shards": [{"name": s.name, "bytes": s.bytes, "keys": list(s.keys)}
                        for s in self.shards],
             "videos": [video.annotation() for video in self.videos],
-            "failed": [{"video_id": v, "path": p, "reason": r} for v, p, r in self.failed],
+            "failed": [{**_without_member(video.annotation()), "reason": reason}
+                       for video, reason in self.failed],
             "excluded": list(self.excluded),
         }
         return _json_lines(value)
@@ -224,15 +233,21 @@ class ShardManifest:
         return f"{shard.name}:{video.member} ({video.path})"
 
     def entries(self) -> tuple[list[VideoEntry], dict[str, str]]:
-        """The videos as ``VideoEntry`` in list order (``path``: ``entry_path``), and each
-        entry path's key."""
+        """The listed videos as ``VideoEntry`` in list order, packed (``path``: ``entry_path``)
+        and not packed (``path``: the file's, as the manifest gives it), and each entry path's
+        key."""
         shard_of = {key: shard for shard in self.shards for key in shard.keys}
+        listed = [(video, self.entry_path(video, shard_of[video.key])) for video in self.videos]
+        listed += [(video, video.path) for video, _ in self.failed]
         entries, keys = [], {}
-        for video in self.videos:
-            path = self.entry_path(video, shard_of[video.key])
+        for video, path in sorted(listed, key=lambda pair: pair[0].key):  # keys: list positions
             entries.append(VideoEntry(path, video.video_id, video.label, video.actions))
             keys[path] = video.key
         return entries, keys
+
+
+def _without_member(annotation: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in annotation.items() if name != "member"}
 
 
 def _json_lines(value: dict[str, Any]) -> str:
@@ -274,8 +289,8 @@ def read_manifest(path: str | os.PathLike) -> ShardManifest:
             class_names=tuple(map(str, value["class_names"])),
             multilabel=bool(value["multilabel"]), prefix=str(value["prefix"]), shards=shards,
             videos=videos,
-            failed=tuple((str(f["video_id"]), str(f["path"]), str(f["reason"]))
-                         for f in value.get("failed", ())),
+            failed=tuple((ShardVideo.from_annotation({**f, "member": ""}, str(path)),
+                          str(f["reason"])) for f in value.get("failed", ())),
             excluded=tuple(map(str, value.get("excluded", ()))),
             listed=int(value["counts"]["listed"]), seed=int(value.get("seed", 0)))
     except (KeyError, TypeError, ValueError) as error:
@@ -285,6 +300,8 @@ def read_manifest(path: str | os.PathLike) -> ShardManifest:
     listed = [video.key for video in videos]
     if sorted(in_shards) != sorted(listed) or len(set(listed)) != len(listed):
         raise AnnotationError(f"{path}: the shards' keys and the videos' keys differ")
+    if set(listed) & {video.key for video, _ in manifest.failed}:
+        raise AnnotationError(f"{path}: a video is listed both as packed and as failed")
     return manifest
 
 
@@ -456,8 +473,9 @@ class ShardClipDataset(IterableDataset):
     """Batches of ``clips``' items read from the tar shards of ``manifest`` (module docstring).
 
     The evaluation interface (``num_videos``, ``video_ids``, ``video_target``, ...) is that of
-    ``clips``, the ``ClipDataset`` of the manifest's videos (minus exclusions), whose videos'
-    paths name their shard members (``ShardManifest.entries``).
+    ``clips``, the ``ClipDataset`` of the manifest's listed videos (minus exclusions), whose
+    videos' paths name their shard members (``ShardManifest.entries``). Those not packed are
+    listed in ``failures`` here (module docstring).
 
     Args:
         clips: the split's ``ClipDataset`` (clips, transforms, targets, failures).
@@ -469,7 +487,9 @@ class ShardClipDataset(IterableDataset):
         shuffle_buffer: training videos held to shuffle the stream (0: shard order only).
 
     Raises:
-        ConfigError: in training, fewer videos than loader processes.
+        ConfigError: in training, fewer videos in the shards than loader processes.
+        DataLoadingError: in training, more videos not packed than
+            ``data.max_failure_fraction`` allows.
     """
 
     def __init__(
@@ -497,13 +517,15 @@ class ShardClipDataset(IterableDataset):
         self.kept = [[key for key in shard.keys if key in self.index_of]
                      for shard in manifest.shards]
         self.lengths = [len(keys) for keys in self.kept]
+        self.streamed = sum(self.lengths)  # the videos in the shards: the stream's length
         self.workers = max(1, num_workers)
+        self.unpacked = self._unpacked_videos()  # video indices not in the shards
         if self.split == "train":
             slots = world_size * self.workers
-            per_slot = self.num_videos // slots
+            per_slot = self.streamed // slots
             if per_slot == 0:
                 raise ConfigError(
-                    f"{self.num_videos} {self.split} videos cannot feed {slots} loader "
+                    f"{self.streamed} {self.split} videos cannot feed {slots} loader "
                     f"processes ({world_size} ranks x {self.workers}); lower data.num_workers")
             # Whole batches, or the one incomplete batch of a slot with fewer items.
             self.items_per_slot = per_slot if per_slot < batch_size else (
@@ -511,8 +533,25 @@ class ShardClipDataset(IterableDataset):
             self.per_slot = per_slot
             logger.info("%s train: %d videos in %d shards; each of %d loader processes reads %d "
                         "an epoch and uses %d; %d videos sit out each epoch", self.name,
-                        self.num_videos, len(self.urls), slots, per_slot, self.items_per_slot,
-                        self.num_videos - slots * self.items_per_slot)
+                        self.streamed, len(self.urls), slots, per_slot, self.items_per_slot,
+                        self.streamed - slots * self.items_per_slot)
+
+    def _unpacked_videos(self) -> list[int]:
+        """The video indices the manifest gives as not packed, listed in ``failures`` as
+        videos that cannot be loaded (as a missing file is, for files) after a warning with
+        their count."""
+        reason_of = {video.key: reason for video, reason in self.manifest.failed}
+        unpacked = [index for index, key in enumerate(self.keys) if key in reason_of]
+        if not unpacked:
+            return unpacked
+        logger.warning("%s %s: %d of the %d listed videos are not in the shards (they failed "
+                       "when packed: the manifest's \"failed\"); they count as videos that "
+                       "cannot be loaded", self.name, self.split, len(unpacked), self.num_videos)
+        for index in unpacked:
+            reason = reason_of[self.keys[index]]
+            self.clips.record_failure(self.clips.videos[index].path,
+                                      f"not packed into the shards ({reason})")
+        return unpacked
 
     # -- the evaluation interface (ClipDataset's) ----------------------------------------
     @property
@@ -611,12 +650,18 @@ class ShardClipDataset(IterableDataset):
         return start + low, start + high
 
     def eval_items(self, worker: int) -> Iterator[dict[str, Any]]:
-        """Every view of every video of ``eval_block(worker)``."""
+        """Every view of every video of ``eval_block(worker)``: positions below ``streamed``
+        are read from the shards, those after are the videos not packed (failed views)."""
         start, stop = self.eval_block(worker)
         order = range(len(self.kept))
-        for video_index, data in self._read(stream_pieces(self.lengths, order, start, stop)):
+        pieces = stream_pieces(self.lengths, order, start, min(stop, self.streamed))
+        for video_index, data in self._read(pieces):
             for view in range(self.views_per_video):
                 yield self.clips.view_item(video_index, view, data)
+        for position in range(max(start, self.streamed), stop):
+            video_index = self.unpacked[position - self.streamed]
+            for view in range(self.views_per_video):
+                yield self.clips.failed_view_item(video_index, view)
 
     def train_block(self, worker: int, epoch: int) -> list[tuple[int, int, int]]:
         """The shard pieces that ``worker`` of this rank reads in training epoch ``epoch``."""

@@ -11,7 +11,8 @@ listing exactly the videos of an earlier one (Charades' test and val) shares its
 Nothing is dropped in silence: a listed video whose file is missing (found while planning) or
 that cannot be read or probed with the training reader (``VideoReader``, while packing; it
 also gives the duration) is left out of its shard and listed, with the reason, in the summary
-and the manifest's ``failed``.
+and the manifest's ``failed`` (with its annotation: reading the shards reports it as a video
+that fails to load, as reading the files would).
 
 Resumable and atomic, as ``videotl.prep.resize``: each shard is a task for a worker process
 (``videotl.prep.pool``: a time limit, a crash costs one shard); it is written under a temporary
@@ -398,6 +399,13 @@ def _collect(result: TaskResult, records: dict[Path, ShardRecord | None],
         logger.warning("shard %s failed: %s", job.path.name, result.error)
 
 
+def _unpacked(plan: SplitPlan, key: str, path: str) -> ShardVideo:
+    """The manifest's row of a video not packed: its annotation, so that reading the shards
+    keeps it among the split's videos (as a video that fails to load)."""
+    entry = plan.videos[int(key)]  # keys are list positions
+    return ShardVideo(key, entry.video_id, path, "", entry.label, entry.actions)
+
+
 def _finish(plan: SplitPlan, records: dict[Path, ShardRecord | None], errors: dict[Path, str],
             written: set[Path], out: Path, write: bool) -> SplitSummary:
     """The split's summary; writes its manifest (when ``write``) from the shards' records."""
@@ -423,7 +431,7 @@ def _finish(plan: SplitPlan, records: dict[Path, ShardRecord | None], errors: di
             dataset=plan.dataset, split=plan.split, class_names=plan.class_names,
             multilabel=plan.multilabel, prefix=plan.prefix, shards=tuple(shards),
             videos=tuple(sorted(videos, key=lambda video: video.key)),
-            failed=tuple((video_id, path, reason) for _, video_id, path, reason in failed),
+            failed=tuple((_unpacked(plan, key, path), reason) for key, _, path, reason in failed),
             excluded=plan.excluded, listed=len(plan.videos), seed=plan.seed)
         summary.manifest = manifest_path(out, plan.split)
         write_text_atomic(summary.manifest, manifest.to_json())
