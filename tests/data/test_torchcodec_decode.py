@@ -18,9 +18,10 @@ from video_files import (
     write_video,
 )
 
-from videotl.data import torchcodec_decode
+from videotl.data import torchcodec_decode, video_reader
 from videotl.data.build import loading_policy
 from videotl.data.torchcodec_decode import (
+    TorchcodecMismatch,
     TorchcodecUnavailable,
     _quarter_turns,
     torchcodec_problem,
@@ -138,6 +139,40 @@ def test_the_loader_refuses_the_backend_before_any_worker_starts(fake_torchcodec
     with pytest.raises(TorchcodecUnavailable, match=r"^data\.decoder=torchcodec: torchcodec "):
         loading_policy(cfg.data)
     assert loading_policy(load_config(None, ["data.decoder=pyav"]).data).backend == "pyav"
+
+
+@pytest.mark.parametrize("error", [
+    RuntimeError("Could not open input file"), ValueError("Invalid seek mode"),
+    IndexError("Invalid frame index=40"), TorchcodecMismatch("torchcodec counts 29 frames")])
+def test_errors_a_file_can_cause_fall_back_to_pyav(video, monkeypatch, caplog, error):
+    # No FFmpeg libraries needed: torchcodec's decoding is replaced by the error it raised.
+    monkeypatch.setattr(video_reader, "require_torchcodec", lambda: None)
+
+    def failing(self, wanted):
+        raise error
+
+    monkeypatch.setattr(VideoReader, "_torchcodec_frames", failing)
+    reader = VideoReader(video, backend="torchcodec")
+    frames = reader.get_frames([3, 17])
+    assert reader.backend == "pyav"
+    assert [decoded_index(frame) for frame in frames.numpy()] == [3, 17]
+    assert f"torchcodec failed on {video} ({error}); decoding it with PyAV" in caplog.text
+
+
+@pytest.mark.parametrize("error", [
+    TypeError("VideoDecoder.__init__() got an unexpected keyword argument 'seek_mode'"),
+    AttributeError("'VideoDecoder' object has no attribute 'get_frames_at'")])
+def test_an_api_error_of_torchcodec_propagates(video, monkeypatch, error):
+    monkeypatch.setattr(video_reader, "require_torchcodec", lambda: None)
+
+    def failing(self, wanted):
+        raise error
+
+    monkeypatch.setattr(VideoReader, "_torchcodec_frames", failing)
+    reader = VideoReader(video, backend="torchcodec")
+    with pytest.raises(type(error)) as raised:
+        reader.get_frames([3, 17])
+    assert raised.value is error and reader.backend == "torchcodec"
 
 
 @pytest.mark.parametrize("degrees, turns", [

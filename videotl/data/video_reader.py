@@ -32,8 +32,9 @@ Decoding:
   cannot load at all, choosing it is an ``InputError`` naming what to install.
 * When decord or torchcodec fails on a file (it cannot open it, raises while decoding, or its
   frame count or timestamps disagree with the index), the reader falls back to PyAV for that
-  file and logs it once. When no backend can decode the frames, ``VideoDecodeError`` names the
-  file and the reason.
+  file and logs it once; for torchcodec, only the errors a file can cause fall back (an error
+  of its API, a ``TypeError`` from a release that changed it, propagates). When no backend can
+  decode the frames, ``VideoDecodeError`` names the file and the reason.
 * Rotation metadata (display matrix, ``rotate`` tag) is applied: frames come out upright
   (``videotl.data.orientation``).
 * A video held in memory (``VideoReader(name, data=bytes)``, e.g. a member of a tar shard,
@@ -67,6 +68,7 @@ from videotl.config import register_choices
 from videotl.data.orientation import Steps, apply_steps, frame_steps, swaps_sides, tag_steps
 from videotl.data.pyav_decode import decode_frames
 from videotl.data.torchcodec_decode import (
+    TorchcodecMismatch,
     TorchcodecReader,
     require_torchcodec,
     torchcodec_problem,
@@ -519,7 +521,12 @@ class VideoReader:
         if self.backend == "torchcodec":
             try:
                 return self._torchcodec_frames(wanted)
-            except Exception as error:  # torchcodec raises RuntimeError, IndexError, ...
+            # What a file can cause: torchcodec's C++ checks raise RuntimeError (IndexError for
+            # its index checks), its Python checks ValueError or IndexError; frames that are not
+            # the index's raise TorchcodecMismatch. Anything else (TypeError, AttributeError:
+            # a torchcodec release whose API changed) is a broken installation and propagates,
+            # rather than sending every file to PyAV.
+            except (TorchcodecMismatch, RuntimeError, ValueError, IndexError) as error:
                 self._fall_back(error)
         return self._pyav_frames(wanted)
 
