@@ -147,6 +147,35 @@ def test_training_crop_fits_in_the_smaller_jitter_scale():
     assert cfg.data.train_jitter_scales == [300, 300]
 
 
+@pytest.mark.parametrize("override, shown", [
+    ("data.shard_dir=/nfs/k400", "'/nfs/k400'"),
+    ("data.shard_urls=/nfs/{split}-{000000..000009}.tar", "'/nfs/{split}-{000000..000009}.tar'"),
+    ("data.shuffle_buffer=0", "0"),
+])
+def test_shard_keys_are_refused_when_the_videos_are_files(override, shown):
+    key = override.split("=")[0]
+    assert refused([override]) == (
+        f"config key '{key}' is read only with data.format=shards, got {shown} with "
+        "data.format='files': remove it or set data.format=shards"
+    )
+    assert refused(["data.format=files", override]) == refused([override])
+    cfg = load_config(None, ["data.format=shards", override])
+    assert str(getattr(cfg.data, key.split(".")[1])) == shown.strip("'")
+
+
+def test_the_first_shard_key_set_is_named_and_defaults_pass():
+    assert refused(["data.shuffle_buffer=8", "data.shard_dir=x"]) == (
+        "config key 'data.shard_dir' is read only with data.format=shards, got 'x' with "
+        "data.format='files': remove it or set data.format=shards"
+    )
+    # At their defaults the shard keys are not set; the keys of the files also describe the
+    # dataset that make_shards.py packs from the same config, so shards accept them.
+    load_config(None, ["data.shard_dir=shards", "data.shard_urls=", "data.shuffle_buffer=64"])
+    cfg = load_config(None, ["data.format=shards", "data.synthetic=true", "data.video_dir=v",
+                             "data.class_names_file=names.txt"])
+    assert cfg.data.synthetic and cfg.data.video_dir == "v"
+
+
 def test_test_crop_size_is_any_positive_size():
     assert refused(["data.test_crop_size=0"]) == (
         "config key 'data.test_crop_size' must be >= 1, got 0"

@@ -47,10 +47,15 @@ def charades_shards(synthetic_charades, tmp_path_factory):
     return "charades", synthetic_charades, out
 
 
+SHARD_KEYS = ("data.shard_dir=", "data.shard_urls=", "data.shuffle_buffer=")
+
+
 def configs(shards, *overrides):
-    """``(files config, shards config)`` of the same data and settings."""
+    """``(files config, shards config)`` of the same data and settings (the keys read only
+    with shards, a config error with files, go to the shards config alone)."""
     kind, root, out = shards
-    return (small_data_config(kind, root, *overrides),
+    files = [override for override in overrides if not override.startswith(SHARD_KEYS)]
+    return (small_data_config(kind, root, *files),
             small_data_config(kind, root, "data.format=shards", f"data.shard_dir={out}",
                               *overrides))
 

@@ -73,6 +73,10 @@ def bounds_error(config: Any, prefix: str = "") -> Optional[str]:
     return None
 
 
+# data.* keys read only with data.format=shards (videotl.data.build.shard_dataset).
+SHARD_KEYS = ("shard_dir", "shard_urls", "shuffle_buffer")
+
+
 def consistency_error(config: Any) -> Optional[str]:
     """Checks across keys, run once every key passed ``bounds_error`` on its own.
 
@@ -80,6 +84,12 @@ def consistency_error(config: Any) -> Optional[str]:
     cut from a clip whose short side was resized into that range. ``data.test_crop_size`` needs
     no other key: test clips are resized to it before they are cropped, and every model takes
     any input side (ViT/ViViT interpolate their position embeddings).
+
+    ``SHARD_KEYS`` keep their defaults unless ``data.format=shards``: other formats never read
+    them, and a setting never goes silently unused (as a ``model.*`` key the chosen model does
+    not take, ``videotl.models.build``). No key is refused the other way round: the keys of
+    the files (``data.video_dir``, ``data.synthetic``, ...) also describe the dataset that
+    ``data_prep/make_shards.py`` packs from the same config.
     """
     data = config.data
     smallest = data.train_jitter_scales[0]
@@ -89,6 +99,20 @@ def consistency_error(config: Any) -> Optional[str]:
             f"data.train_jitter_scales[0] ({smallest}), got {data.train_crop_size}: raise "
             f"data.train_jitter_scales or lower the crop"
         )
+    return _format_error(data)
+
+
+def _format_error(data: Any) -> Optional[str]:
+    """The first ``SHARD_KEYS`` key set (not its default) when ``data.format`` is not shards."""
+    if data.format == "shards":
+        return None
+    defaults = type(data)()
+    for name in SHARD_KEYS:
+        value = getattr(data, name)
+        if value != getattr(defaults, name):
+            return (f"config key 'data.{name}' is read only with data.format=shards, got "
+                    f"{value!r} with data.format={data.format!r}: remove it or set "
+                    "data.format=shards")
     return None
 
 

@@ -115,8 +115,9 @@ def check_bounds(config: ExperimentConfig) -> None:
 
 
 def check_consistency(config: ExperimentConfig) -> None:
-    """Checks across keys (``data.train_crop_size`` against ``data.train_jitter_scales``); run
-    after ``check_bounds``, so every key is valid on its own."""
+    """Checks across keys (``data.train_crop_size`` against ``data.train_jitter_scales``, the
+    shard keys against ``data.format``); run after ``check_bounds``, so every key is valid on
+    its own."""
     error = consistency_error(config)
     if error is not None:
         raise ConfigError(error)

@@ -121,7 +121,8 @@ class DataConfig:
     # manifests (<split>.json) and, unless shard_urls is set, of the shards (relative to `root`);
     # shard_urls reads them from elsewhere: a brace pattern or "pipe:<command>", "{split}"
     # standing for the split's shard prefix; in training, videos held per loader process to
-    # shuffle the stream (0: the epoch's shard order only).
+    # shuffle the stream (0: the epoch's shard order only). These three are read only with
+    # shards: set with files, they are an error (videotl.config.checks).
     format: str = "files"
     shard_dir: str = "shards"
     shard_urls: str = ""
