@@ -30,21 +30,24 @@ import argparse
 import sys
 from collections import defaultdict
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+# torch and the packages using it are imported where they are used, after parsing (--help at
+# once).
 from videotl.config import load_config  # noqa: E402
-from videotl.data import build_dataset  # noqa: E402
-from videotl.models import build_model  # noqa: E402
-from videotl.visualization import load_trained_model, mass_centre, video_attention  # noqa: E402
+
+if TYPE_CHECKING:
+    import torch
 
 MOVING = {"moving up": 1, "moving down": 1, "sliding sideways": 0}  # class -> axis (x=0, y=1)
 
 
 def object_centres(frames: torch.Tensor, threshold: int, min_pixels: int):
     """``[N, H, W, 3]`` uint8 -> centroids ``[N, 2]`` (x, y fractions) and visibility ``[N]``."""
+    import torch
+
     mask = (frames.amax(dim=-1) > threshold).float()  # [N, H, W]
     height, width = mask.shape[1:]
     area = mask.sum(dim=(1, 2))
@@ -58,6 +61,8 @@ def object_centres(frames: torch.Tensor, threshold: int, min_pixels: int):
 def correlation_and_gain(token: torch.Tensor, target: torch.Tensor) -> tuple[float, float]:
     """Pearson r between a token's coordinate and the object's over frames, and the slope of
     the token's coordinate regressed on the object's (1: it moves as far as the object)."""
+    import torch
+
     if len(token) < 3 or token.std() == 0 or target.std() == 0:
         return float("nan"), float("nan")
     r = float(torch.corrcoef(torch.stack([token, target]))[0, 1])
@@ -65,6 +70,10 @@ def correlation_and_gain(token: torch.Tensor, target: torch.Tensor) -> tuple[flo
 
 
 def measure(model, videos, cfg, args) -> dict:
+    import torch
+
+    from videotl.visualization import mass_centre, video_attention
+
     per_class = defaultdict(list)  # class -> [per-token correlations of one video]
     distances = defaultdict(list)
     for path, label in videos:
@@ -93,6 +102,8 @@ def measure(model, videos, cfg, args) -> dict:
 
 
 def report(title: str, result: dict) -> None:
+    import torch
+
     print(f"\n{title}")
     print(f"  {'class':18s} {'videos':>6s} {'mean r':>8s} {'best r':>8s} {'r > 0.7':>8s} "
           f"{'gain':>6s}")
@@ -110,17 +121,35 @@ def report(title: str, result: dict) -> None:
         print(f"    {name:24s} {value:.3f}  ({value / base:.2f})")
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--layer", type=int, default=0)
-    parser.add_argument("--threshold", type=int, default=100)
-    parser.add_argument("--min-pixels", type=int, default=20)
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
-    args = parser.parse_args()
+    parser.add_argument("--config", required=True,
+                        help="experiment YAML file of the trained model (its dataset: a "
+                             "synthetic set)")
+    parser.add_argument("--checkpoint", required=True, help="the trained model's checkpoint")
+    parser.add_argument("--split", default="val", help="the videos measured (default val)")
+    parser.add_argument("--layer", type=int, default=0,
+                        help="index of the TokenLearner whose maps are measured (default 0)")
+    parser.add_argument("--threshold", type=int, default=100,
+                        help="a pixel whose brightest channel exceeds this (0-255) belongs to "
+                             "the object (default 100)")
+    parser.add_argument("--min-pixels", type=int, default=20,
+                        help="object pixels a frame needs for the object to count as visible "
+                             "(default 20)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides with dotted keys, e.g. data.root=DIR")
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    import torch
+
+    from videotl.data import build_dataset
+    from videotl.models import build_model
+    from videotl.visualization import load_trained_model
+
     torch.set_num_threads(2)
     cfg = load_config(args.config, args.overrides)
     dataset = build_dataset(cfg, args.split)

@@ -6,6 +6,10 @@ allocation during one repetition. On the CPU it is measured in a fresh process t
 variant, runs it once and reports its resident-set high-water mark above its level just before
 the run: memory a process already freed to its allocator is invisible to the kernel, so only a
 fresh process gives an honest peak.
+
+The module loads torch only inside the functions that measure, so that a script importing its
+command-line helpers (``parser``, ``use_steady_malloc``) answers ``--help`` at once; a script
+imports torch itself after parsing (tests/test_tool_parsers.py holds the scripts to it).
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -53,6 +58,8 @@ def _status_kb(field: str) -> int:
 
 def reset_peak_memory(device: torch.device) -> float:
     """Resets the peak counter; returns the current level in MB."""
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -62,6 +69,8 @@ def reset_peak_memory(device: torch.device) -> float:
 
 
 def peak_memory(device: torch.device) -> float:
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -96,6 +105,8 @@ def measure(runs: dict[str, Callable[[], None]], device: torch.device, repeats: 
 
 
 def _timed(run: Callable[[], None], device: torch.device) -> float:
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
@@ -141,20 +152,30 @@ def probe_peak_memory(script: str, variant: str, extra: list[str]) -> float:
 
 
 def parser(description: str) -> argparse.ArgumentParser:
-    result = argparse.ArgumentParser(description=description)
+    """The options every timing benchmark shares (``measure``, ``use_steady_malloc``,
+    ``probe_peak_memory``); the script adds its own."""
+    result = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     result.add_argument("--device", default="cpu", help="cpu or cuda")
-    result.add_argument("--repeats", type=int, default=5)
-    result.add_argument("--warmup", type=int, default=2)
+    result.add_argument("--repeats", type=int, default=5,
+                        help="timed rounds, each running every variant once; the median is "
+                             "reported (default 5)")
+    result.add_argument("--warmup", type=int, default=2,
+                        help="untimed runs of each variant before the rounds (default 2)")
     result.add_argument("--threads", type=int, default=None,
                         help="torch.set_num_threads (default: PyTorch's choice)")
     result.add_argument("--bf16", action="store_true", help="autocast to bf16 (CUDA)")
     result.add_argument("--system-malloc", action="store_true",
                         help="keep glibc's default malloc settings (see STEADY_MALLOC)")
-    result.add_argument("--probe", default=None, help=argparse.SUPPRESS)
+    result.add_argument("--probe", default=None, metavar="VARIANT",
+                        help="internal: run VARIANT once and print its peak memory as JSON (the "
+                             "script calls itself so for each variant on the CPU)")
     return result
 
 
 def header(args: argparse.Namespace) -> str:
+    import torch
+
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

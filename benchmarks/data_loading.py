@@ -49,17 +49,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
-
-import numpy as np
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from videotl.data.sampling import clip_indices, clip_span, clip_step  # noqa: E402
-from videotl.data.torchcodec_decode import torchcodec_unavailable  # noqa: E402
-from videotl.data.video_reader import VideoReader, _probe_cached, decode_size, probe  # noqa: E402
+# NumPy, torch and the readers are imported where they are used, after parsing (--help at once;
+# benchmarks/resize_encoders.py imports write_test_video from here).
+if TYPE_CHECKING:
+    import torch
 
 WIDTH, HEIGHT, FPS = 854, 480, 30
 CASES = {
@@ -81,6 +78,7 @@ def write_test_video(path: Path, seconds: int, seed: int, size: tuple[int, int] 
     """Textured background panning sideways, two moving blocks, mild noise: 480p H.264 (or
     ``size`` ``(width, height)``, ``codec`` with ``options``)."""
     import av
+    import numpy as np
 
     width, height = size
     rng = np.random.default_rng(seed)
@@ -107,6 +105,10 @@ def write_test_video(path: Path, seconds: int, seed: int, size: tuple[int, int] 
 
 def random_clips(videos: list[Path], case: dict, count: int, seed: int) -> list[tuple]:
     """``(path, indices)`` clips at random positions, the same for every path."""
+    import numpy as np
+
+    from videotl.data.sampling import clip_indices, clip_span, clip_step
+
     rng = np.random.default_rng(seed)
     step = clip_step(FPS, case["sampling_fps"], case["stride"])
     total = case["seconds"] * FPS
@@ -120,6 +122,8 @@ def random_clips(videos: list[Path], case: dict, count: int, seed: int) -> list[
 
 
 def videotl_loader(backend: str, short_side: int) -> Callable:
+    from videotl.data.video_reader import VideoReader
+
     def load(path: Path, indices: list[int]) -> torch.Tensor:
         with VideoReader(path, backend=backend, short_side=short_side, num_threads=1) as reader:
             return reader.get_frames(indices)
@@ -127,7 +131,11 @@ def videotl_loader(backend: str, short_side: int) -> Callable:
 
 
 def pytorchvideo_loader(decoder: str, short_side: int) -> Callable:
+    import torch
+    import torch.nn.functional as F
     from pytorchvideo.data.encoded_video import EncodedVideo
+
+    from videotl.data.video_reader import decode_size
 
     def load(path: Path, indices: list[int]) -> torch.Tensor:
         video = EncodedVideo.from_path(str(path), decode_audio=False, decoder=decoder)
@@ -155,6 +163,8 @@ def measure(paths: dict[str, Callable], clips: list[tuple]) -> dict[str, list[fl
 
 
 def report(title: str, times: dict[str, list[float]], baseline: str) -> None:
+    import numpy as np
+
     print(f"\n{title}: {len(times[baseline])} clips per path, median over clips")
     print(f"{'path':<22} {'clips/s':>8} {'ms/clip':>9} {'default is x faster':>20}")
     base = float(np.median(times[baseline]))
@@ -175,6 +185,8 @@ def memory_run(clips: list[tuple], short_side: int) -> None:
     datasets do); one decord reader kept open per video, ``get_batch`` after ``get_batch``; the
     same with ``seek(0)`` after each batch (what ``VideoReader`` does when kept open)."""
     import decord
+
+    from videotl.data.video_reader import decode_size
 
     marks = sorted({1, len(clips) // 10, len(clips) // 2, len(clips)})
     print(f"\nmemory over {len(clips)} clips of case (a), RSS in MiB after clips "
@@ -208,6 +220,8 @@ def floor_loader(backend: str) -> Callable:
     if backend == "pyav":
         import av
 
+        from videotl.data.video_reader import probe
+
         def decode(path: Path, indices: list[int]) -> int:
             index = probe(path)
             keyframe = int(index.frame_keyframe[min(indices)])
@@ -240,6 +254,8 @@ def floor_loader(backend: str) -> Callable:
 
 def cold_loader(backend: str, short_side: int) -> Callable:
     """videotl's loader with the probe not cached, as each video's first clip of an epoch."""
+    from videotl.data.video_reader import _probe_cached
+
     load = videotl_loader(backend, short_side)
 
     def cold(path: Path, indices: list[int]) -> torch.Tensor:
@@ -250,6 +266,11 @@ def cold_loader(backend: str, short_side: int) -> Callable:
 
 def floor_run(title: str, clips: list[tuple], short_side: int) -> None:
     """Each backend's loader over its floor, clip by clip in alternating rounds."""
+    import numpy as np
+
+    from videotl.data.torchcodec_decode import torchcodec_unavailable
+    from videotl.data.video_reader import VideoReader, probe
+
     backends = ["decord", "pyav"] + ([] if torchcodec_unavailable() else ["torchcodec"])
     paths: dict[str, Callable] = {}
     for backend in backends:
@@ -281,18 +302,26 @@ def floor_run(title: str, clips: list[tuple], short_side: int) -> None:
               f"{np.median(loader / pyav_floor):>17.2f}x")
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=8, help="clips per path and case")
     parser.add_argument("--videos", type=int, default=2, help="test videos per case")
-    parser.add_argument("--short-side", type=int, default=256)
+    parser.add_argument("--short-side", type=int, default=256,
+                        help="every path resizes the clip's frames to this short side (default "
+                             "256, the test crop size)")
     parser.add_argument("--memory-clips", type=int, default=0,
                         help="clips for the memory run on case (a) (0: skip)")
     parser.add_argument("--cases", default="ab", help="which cases to run, e.g. 'a' or 'abcd'")
     parser.add_argument("--floor", action="store_true",
                         help="each backend's loader against its decode floor (no peers)")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    import torch
+
     torch.set_num_threads(1)
     paths = {
         "videotl decord": videotl_loader("decord", args.short_side),

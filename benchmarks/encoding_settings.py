@@ -37,19 +37,19 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
-import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+# NumPy, torch and the modules that load them (the reader, the encoder) are imported where they
+# are used, after parsing (--help at once).
 from benchmarks.common import Measurement  # noqa: E402
-from videotl.data.sampling import ClipSampling  # noqa: E402
-from videotl.data.video_reader import VideoReader  # noqa: E402
-from videotl.prep.encode import EncodeSettings, encode_video  # noqa: E402
-from videotl.prep.encode_settings import written_x264_options  # noqa: E402
-from videotl.prep.files import find_videos  # noqa: E402
+from videotl.prep.encode_settings import EncodeSettings, written_x264_options  # noqa: E402
+
+if TYPE_CHECKING:
+    import numpy as np
 
 BASELINE = "1s (old default)"
 _OLD = EncodeSettings(short_side=256, keyframe_seconds=1.0, crf=23, preset="veryfast",
@@ -76,7 +76,7 @@ SETTINGS = {
 _W = max(len(name) for name in SETTINGS)  # the setting column's width
 # The quality reference: the same filter chain, encoded losslessly (x264 at CRF 0 is lossless).
 _LOSSLESS = replace(_OLD, keyframe_seconds=None, crf=0, preset="ultrafast")
-SAMPLING = ClipSampling(num_frames=16, frame_stride=4)
+CLIP_FRAMES, CLIP_STRIDE = 16, 4  # the training clips timed (a ClipSampling)
 SHORT_SIDE = 256
 
 
@@ -116,6 +116,8 @@ def encode_all(sources: dict[str, Path], names: list[str], folder: Path
                ) -> dict[str, dict[str, Encoded]]:
     """``{video: {setting: Encoded}}``; every file checked for the options it asked for and
     compared with a lossless encoding of the same filter output."""
+    from videotl.prep.encode import encode_video
+
     encoded: dict[str, dict[str, Encoded]] = {}
     for video, source in sources.items():
         reference_path = folder / "lossless" / f"{video}.mp4"
@@ -138,6 +140,8 @@ def encode_all(sources: dict[str, Path], names: list[str], folder: Path
 
 def luma_planes(path: Path) -> list[np.ndarray]:
     """The Y plane ``[H, W]`` of every frame, in display order (a plain sequential decode)."""
+    import numpy as np
+
     planes = []
     with av.open(str(path)) as container:
         for frame in container.decode(container.streams.video[0]):
@@ -149,6 +153,8 @@ def luma_planes(path: Path) -> list[np.ndarray]:
 
 def psnr(planes: list[np.ndarray], reference: list[np.ndarray]) -> float:
     """Luma PSNR in dB over all frames: ``10 log10(255^2 / MSE)``, MSE over every pixel."""
+    import numpy as np
+
     squared = sum(float(np.square(a.astype(np.float64) - b).sum())
                   for a, b in zip(planes, reference, strict=True))
     mse = squared / sum(plane.size for plane in reference)
@@ -174,6 +180,12 @@ def _check_options(path: Path, settings: EncodeSettings) -> None:
 def time_clips(encoded: dict[str, dict[str, Encoded]], names: list[str], rounds: int,
                backend: str, seed: int) -> tuple[dict[str, dict[str, Measurement]], set[str]]:
     """``({video: {setting: Measurement}}, files decoded by another backend than asked)``."""
+    import torch
+
+    from videotl.data.sampling import ClipSampling
+    from videotl.data.video_reader import VideoReader
+
+    sampling = ClipSampling(num_frames=CLIP_FRAMES, frame_stride=CLIP_STRIDE)
     times = {video: {name: [] for name in names} for video in encoded}
     fell_back: set[str] = set()
     generator = torch.Generator().manual_seed(seed)
@@ -181,7 +193,7 @@ def time_clips(encoded: dict[str, dict[str, Encoded]], names: list[str], rounds:
         for video, files in encoded.items():
             first = files[names[0]]
             reader = VideoReader(first.path, backend=backend, short_side=SHORT_SIDE)
-            indices = SAMPLING.train_indices(reader.num_frames, reader.fps, generator)
+            indices = sampling.train_indices(reader.num_frames, reader.fps, generator)
             shift = round_index % len(names)
             for name in names[shift:] + names[:shift]:
                 seconds, used = _load(files[name].path, indices, backend)
@@ -197,6 +209,8 @@ def time_clips(encoded: dict[str, dict[str, Encoded]], names: list[str], rounds:
 
 def _load(path: Path, indices: list[int], backend: str) -> tuple[float, str]:
     """Seconds to load one clip as a dataset does (a new reader), and the backend it used."""
+    from videotl.data.video_reader import VideoReader
+
     start = time.perf_counter()
     with VideoReader(path, backend=backend, short_side=SHORT_SIDE, num_threads=1) as reader:
         frames = reader.get_frames(indices)
@@ -257,7 +271,7 @@ def _file_name(setting: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in setting)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("videos", type=Path, help="folder of real videos (searched recursively)")
@@ -274,7 +288,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="keep the cut sources and encoded videos in this folder "
                              "(default: a temporary folder, removed)")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    import torch
+
+    from videotl.prep.files import find_videos
+
     torch.set_num_threads(1)
     names = [BASELINE] + [name for name in args.settings if name != BASELINE]
     videos = find_videos(args.videos)
@@ -293,8 +315,8 @@ def main() -> None:
         start = time.perf_counter()
         measured, fell_back = time_clips(encoded, names, args.rounds, args.backend, args.seed)
         print(f"timed {args.rounds} rounds in {time.perf_counter() - start:.0f} s "
-              f"(backend {args.backend}, {SAMPLING.num_frames} frames at stride "
-              f"{SAMPLING.frame_stride}, short side {SHORT_SIDE})")
+              f"(backend {args.backend}, {CLIP_FRAMES} frames at stride {CLIP_STRIDE}, "
+              f"short side {SHORT_SIDE})")
         if fell_back:
             print("decoded with another backend: " + "; ".join(sorted(fell_back)))
         print(report(encoded, measured, names))

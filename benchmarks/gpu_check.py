@@ -52,22 +52,21 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+# torch and the packages using it are imported where they are used, after parsing (--help and
+# argument errors at once; the parent process loads torch only to find and name the GPU).
 from benchmarks.common import measure  # noqa: E402
 from benchmarks.networks import train_step  # noqa: E402
 from videotl.config import load_config  # noqa: E402
-from videotl.data import build_loader  # noqa: E402
 from videotl.errors import InputError, RunError  # noqa: E402
-from videotl.models import build_model  # noqa: E402
-from videotl.models.complexity import measure_complexity  # noqa: E402
-from videotl.models.layers import vector_attention, vector_attention_reference  # noqa: E402
 from videotl.utils.tool_errors import run_tool  # noqa: E402
+
+if TYPE_CHECKING:
+    import torch
 
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOPS from NVIDIA's data sheets, matched in order
 # against torch.cuda.get_device_name (e.g. "NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB").
@@ -223,6 +222,8 @@ def make_plan(device: str, tiny: bool, batch: int | None, data_root: str) -> Pla
 # --- the parts, each run in a child process -------------------------------------------------
 
 def part_attention(plan: Plan) -> dict[str, Any]:
+    import torch
+
     device = torch.device(plan.device)
     rows = []
     for case in plan.attention:
@@ -235,6 +236,10 @@ def attention_errors(case: AttentionCase, dtype: torch.dtype,
                      device: torch.device) -> dict[str, Any]:
     """Output and gradients of ``vector_attention`` in ``dtype`` on ``device`` against the
     float64 formula on the same (``dtype``-rounded) inputs and output gradient."""
+    import torch
+
+    from videotl.models.layers import vector_attention, vector_attention_reference
+
     generator = torch.Generator().manual_seed(0)
     shape = (case.batch, case.tokens, case.channels)
     q = (case.scale * torch.randn(shape, generator=generator)).to(dtype)
@@ -262,6 +267,11 @@ def attention_errors(case: AttentionCase, dtype: torch.dtype,
 
 
 def part_networks(plan: Plan, group: str) -> dict[str, Any]:
+    import torch
+
+    from videotl.models import build_model
+    from videotl.models.complexity import measure_complexity
+
     device = torch.device(plan.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as training does (videotl.engine.run)
@@ -299,6 +309,8 @@ def part_networks(plan: Plan, group: str) -> dict[str, Any]:
 
 
 def _allocated_mb(device: torch.device) -> float:
+    import torch
+
     if device.type != "cuda":
         return 0.0
     torch.cuda.synchronize(device)
@@ -306,6 +318,8 @@ def _allocated_mb(device: torch.device) -> float:
 
 
 def part_loader(plan: Plan) -> dict[str, Any]:
+    from videotl.data import build_loader
+
     overrides = [*plan.synthetic, *plan.loader_overrides, f"train.batch_size={plan.batch}",
                  f"data.num_workers={plan.loader_workers}"]
     cfg = load_config(REPO / SYNTHETIC, overrides)
@@ -565,6 +579,8 @@ def _nccl_section(part: dict[str, Any] | None) -> list[str]:
 
 
 def machine_facts(args: argparse.Namespace, plan: Plan) -> dict[str, Any]:
+    import torch
+
     device = torch.device(args.device)
     name = (torch.cuda.get_device_name(device) if device.type == "cuda"
             else platform.processor() or platform.machine())
@@ -599,8 +615,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", type=Path, default=Path("data/synthetic/kinetics"),
                         help="the synthetic Kinetics-like set (generated there if absent)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and stop")
-    parser.add_argument("--part", choices=PARTS, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--result", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--part", choices=PARTS, default=None,
+                        help="internal: run this one part in this process, its result to "
+                             "--result (the check runs itself so for each part)")
+    parser.add_argument("--result", type=Path, default=None,
+                        help="internal: the JSON file for --part's result")
     return parser
 
 
@@ -649,6 +668,8 @@ def describe_plan(plan: Plan, parts: list[str], machine: dict[str, Any], out: Pa
 
 def main() -> int:
     args = parse_args()
+    import torch
+
     plan = make_plan(args.device, args.tiny, args.batch, str(args.data_root))
     if args.part is not None:  # a child: one part, its result to --result
         result = run_child_part(args.part, plan, args.out)

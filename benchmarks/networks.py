@@ -10,15 +10,16 @@ ViViT-B/16x2 (baseline) vs ViViT-B/16x2 with 8 TokenLearner tokens at layer 6 at
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# torch and the model builders are imported where they are used, after parsing (--help at once).
 from benchmarks.common import (  # noqa: E402
     header,
     measure,
@@ -29,7 +30,9 @@ from benchmarks.common import (  # noqa: E402
     table,
 )
 from videotl.config import load_config  # noqa: E402
-from videotl.models import build_model  # noqa: E402
+
+if TYPE_CHECKING:
+    import torch
 
 CHARADES = "configs/charades/x2plus1d_m_tokenlearner_64f.yaml"
 KINETICS = "configs/kinetics400/vivit_b16.yaml"
@@ -60,17 +63,23 @@ GROUPS = {
 
 
 def build(variant: Variant, device: torch.device) -> torch.nn.Module:
+    from videotl.models import build_model
+
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     cfg = load_config(os.path.join(root, variant.config), variant.overrides)
     return build_model(cfg).to(device)
 
 
 def autocast(device: torch.device, bf16: bool):
+    import torch
+
     return (torch.autocast(device.type, dtype=torch.bfloat16) if bf16
             else contextlib.nullcontext())
 
 
 def train_step(model, clips, bf16):
+    import torch
+
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     target = torch.zeros(clips.shape[0], dtype=torch.long, device=clips.device)
 
@@ -85,6 +94,8 @@ def train_step(model, clips, bf16):
 
 
 def inference(model, clips, bf16):
+    import torch
+
     def run() -> None:
         model.eval()
         with torch.no_grad(), autocast(clips.device, bf16):
@@ -95,12 +106,20 @@ def inference(model, clips, bf16):
 MODES = {"train": train_step, "inference": inference}
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     cli = parser(__doc__)
-    cli.add_argument("--batch", type=int, default=1)
-    cli.add_argument("--groups", default=",".join(GROUPS), help="comma-separated groups")
-    args = cli.parse_args()
+    cli.add_argument("--batch", type=int, default=1,
+                     help="clips per batch, training and inference (default 1)")
+    cli.add_argument("--groups", default=",".join(GROUPS),
+                     help=f"comma-separated, from {', '.join(GROUPS)} (default: all)")
+    return cli
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     use_steady_malloc(args)
+    import torch
+
     device = torch.device(args.device)
     variants = {v.name: v for group in args.groups.split(",") for v in GROUPS[group]}
     if args.probe:

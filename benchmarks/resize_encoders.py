@@ -33,9 +33,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+# The encoders (videotl.prep.encode and .resize load torch) are imported where they are used,
+# after parsing (--help at once).
 from benchmarks.data_loading import write_test_video  # noqa: E402
-from videotl.prep.encode import EncodeSettings, encode_video, ffmpeg_program  # noqa: E402
-from videotl.prep.resize import resize_videos  # noqa: E402
+from videotl.prep.encode_settings import EncodeSettings  # noqa: E402 (no torch)
 
 CASES = {
     "a": dict(title="(a) Kinetics-like: 10 s 854x480 30 fps -> short side 256", seconds=10,
@@ -46,6 +47,9 @@ CASES = {
 
 
 def run_case(case: dict, videos: int, folder: Path, encoders: list[str], jobs: int) -> None:
+    from videotl.prep.encode import encode_video
+    from videotl.prep.resize import resize_videos
+
     sources_dir = folder / f"sources_{case['seconds']}"
     sources_dir.mkdir()
     sources = [write_test_video(sources_dir / f"{n}.mp4", case["seconds"], seed=n)
@@ -79,14 +83,21 @@ def run_case(case: dict, videos: int, folder: Path, encoders: list[str], jobs: i
               "per process")
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=4, help="videos per case (default 4)")
-    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES),
+                        help="the cases to run, (a) and (b) above (default: both)")
     parser.add_argument("--jobs", type=int, default=0,
                         help="also time resize_videos with this many processes (default: no)")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    from videotl.prep.encode import ffmpeg_program
+
     encoders = ["pyav"] + (["ffmpeg"] if ffmpeg_program() else [])
     if len(encoders) == 1:
         print("ffmpeg (with libx264) is not installed: measuring PyAV only")

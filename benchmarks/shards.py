@@ -3,9 +3,10 @@
 (data.format=files), on this machine's disk.
 
 A synthetic Kinetics-like set (``videotl.data.synthetic``: 3 s videos at 15 fps, H.264, short
-side ``--short-side``) is written into a temporary folder on disk (``--dir``; default: the
-system's temporary folder) and packed into shards of ``--videos-per-shard`` videos with
-``videotl.prep.shards.make_shards``. Then, in alternating rounds, each path runs:
+side ``--short-side``) is written into a temporary folder on disk (made in ``--out``; default:
+the system's temporary folder; removed at the end) and packed into shards of
+``--videos-per-shard`` videos with ``videotl.prep.shards.make_shards``. Then, in alternating
+rounds, each path runs:
 
   read   the bytes only: every video file opened and read, or every shard streamed
          (``read_shard``), no decoding: what the storage costs;
@@ -33,15 +34,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+# torch and the packages using it are imported where they are used, after parsing (--help at
+# once).
 from videotl.config import load_config  # noqa: E402
-from videotl.data import build_loader, video_reader  # noqa: E402
-from videotl.data.shards import read_manifest, read_shard  # noqa: E402
-from videotl.data.synthetic import make_synthetic_dataset  # noqa: E402
-from videotl.prep.shards import make_shards  # noqa: E402
 
 
 def drop_cache(paths: list[Path]) -> None:
@@ -61,10 +58,10 @@ def config(root: Path, shards: Path | None, workers: int):
         "data.frame_stride=4", "data.train_jitter_scales=[128,160]", "data.train_crop_size=112",
         "data.test_crop_size=128", f"data.num_workers={workers}", "data.pin_memory=false",
         "train.batch_size=8", "test.batch_size=8", "test.num_temporal_views=2",
-        "test.num_spatial_crops=1", "data.shuffle_buffer=16",
+        "test.num_spatial_crops=1",
     ]
-    if shards is not None:
-        overrides += ["data.format=shards", f"data.shard_dir={shards}"]
+    if shards is not None:  # data.shuffle_buffer is a shards key (the files path has none)
+        overrides += ["data.format=shards", f"data.shard_dir={shards}", "data.shuffle_buffer=16"]
     return load_config(None, overrides)
 
 
@@ -74,6 +71,7 @@ def epoch_run(cfg, split: str) -> Callable[[int], int]:
     Each run builds its loader (fresh worker processes) and empties the readers' caches of
     stream indexes: in a real dataset a video comes back only next epoch, long after 512
     others have pushed it out of the cache; here it would come back from it."""
+    from videotl.data import build_loader, video_reader
 
     def run(epoch: int) -> int:
         video_reader._probe_cached.cache_clear()
@@ -93,6 +91,8 @@ def read_files(videos: list[Path]) -> Callable[[int], int]:
 
 
 def read_shards(folder: Path, split: str) -> Callable[[int], int]:
+    from videotl.data.shards import read_manifest, read_shard
+
     manifest = read_manifest(folder / f"{split}.json")
 
     def run(epoch: int) -> int:
@@ -101,20 +101,33 @@ def read_shards(folder: Path, split: str) -> Callable[[int], int]:
     return run
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=96, help="training videos (default 96)")
     parser.add_argument("--eval-videos", type=int, default=24, help="test videos (default 24)")
     parser.add_argument("--short-side", type=int, default=240, help="video height (default 240)")
-    parser.add_argument("--videos-per-shard", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--videos-per-shard", type=int, default=16,
+                        help="videos packed into each shard (default 16)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="timed rounds of each case, after one warm-up round (default 3)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (default 0)")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="where to write the data (default: the temporary folder)")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="folder on the disk to measure, where the benchmark writes its "
+                             "temporary data (videos and shards, in a folder of its own removed "
+                             "at the end; default: the system's temporary folder)")
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    import torch
+
+    from videotl.data.synthetic import make_synthetic_dataset
+    from videotl.prep.shards import make_shards
+
     torch.set_num_threads(1)
-    with tempfile.TemporaryDirectory(prefix="videotl-shards-bench-", dir=args.dir) as folder:
+    with tempfile.TemporaryDirectory(prefix="videotl-shards-bench-", dir=args.out) as folder:
         root, out = Path(folder) / "data", Path(folder) / "shards"
         start = time.perf_counter()
         make_synthetic_dataset("kinetics", root, seed=0, train_videos=args.videos,

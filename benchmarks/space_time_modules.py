@@ -12,14 +12,15 @@ its vector attention on the C kernel (the CPU default) and on PyTorch's fused at
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
-
-import torch
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# torch and the modules measured are imported where they are used, after parsing (--help at once).
 from benchmarks.common import (  # noqa: E402
     header,
     measure,
@@ -29,18 +30,19 @@ from benchmarks.common import (  # noqa: E402
     run_probe,
     table,
 )
-from videotl.models.layers import VectorTransformer  # noqa: E402
-from videotl.models.space_time import (  # noqa: E402
-    SPACE_TIME_MODULES,
-    SpaceTimeSpec,
-    build_space_time_module,
-)
+
+if TYPE_CHECKING:
+    import torch
+
+    from videotl.models.space_time import SpaceTimeSpec
 
 SHAPE = (1, 432, 64, 8, 8)
 BASELINE = "joint_mhsa"
 
 
 def step(module: torch.nn.Module, x: torch.Tensor, bf16: bool) -> callable:
+    import torch
+
     def run() -> None:
         inputs = x.detach().requires_grad_()
         context = (torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16
@@ -52,6 +54,8 @@ def step(module: torch.nn.Module, x: torch.Tensor, bf16: bool) -> callable:
 
 
 def straightforward(module: torch.nn.Module) -> torch.nn.Module:
+    from videotl.models.layers import VectorTransformer
+
     for layer in module.modules():
         if isinstance(layer, VectorTransformer):
             layer.fused = False
@@ -60,6 +64,8 @@ def straightforward(module: torch.nn.Module) -> torch.nn.Module:
 
 def on_sdpa(module: torch.nn.Module) -> torch.nn.Module:
     """The module with its vector attention on PyTorch's fused attention kernel."""
+    from videotl.models.layers import VectorTransformer
+
     for layer in module.modules():
         if isinstance(layer, VectorTransformer):
             layer.kernel = "sdpa"
@@ -68,6 +74,10 @@ def on_sdpa(module: torch.nn.Module) -> torch.nn.Module:
 
 def equality(device: torch.device) -> float:
     """Largest difference in output and gradients between fused and straightforward."""
+    import torch
+
+    from videotl.models.space_time import SpaceTimeSpec, build_space_time_module
+
     torch.manual_seed(0)
     spec = SpaceTimeSpec(SHAPE[1], SHAPE[2])
     fused = build_space_time_module("tokenlearner", spec).to(device)
@@ -85,6 +95,8 @@ def equality(device: torch.device) -> float:
 
 def variants(spec: SpaceTimeSpec) -> dict[str, callable]:
     """Name -> builder of every module measured."""
+    from videotl.models.space_time import SPACE_TIME_MODULES, build_space_time_module
+
     builders = {name: (lambda name=name: build_space_time_module(name, spec))
                 for name in SPACE_TIME_MODULES.names()}
     builders[STRAIGHTFORWARD] = lambda: straightforward(
@@ -97,9 +109,17 @@ STRAIGHTFORWARD = "tokenlearner (straightforward attention)"
 ON_SDPA = "tokenlearner (attention on torch SDPA)"
 
 
+def build_parser() -> argparse.ArgumentParser:
+    return parser(__doc__)
+
+
 def main() -> None:
-    args = parser(__doc__).parse_args()
+    args = build_parser().parse_args()
     use_steady_malloc(args)
+    import torch
+
+    from videotl.models.space_time import SpaceTimeSpec
+
     device = torch.device(args.device)
     torch.manual_seed(0)
     x = torch.randn(SHAPE, device=device)

@@ -1,7 +1,7 @@
-"""Every script in tools/ and data_prep/: a ``build_parser()`` that builds its parser without
-running anything, help text for every option, one spelling per concept (``--out``, ``--jobs``,
-``--class-names``), and ``--help`` that answers without importing torch (the script imports
-its heavy modules after parsing; tests/test_layout.py says why scripts may)."""
+"""Every script in tools/, data_prep/ and benchmarks/: a ``build_parser()`` that builds its parser
+without running anything, help text for every option, one spelling per concept (``--out``,
+``--jobs``, ``--class-names``), and ``--help`` that answers without importing torch (the script
+imports its heavy modules after parsing; tests/test_layout.py says why scripts may)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,12 @@ import pytest
 from videotl.utils.cli import RENAMED_OPTIONS
 
 REPO = Path(__file__).resolve().parent.parent
-SCRIPTS = sorted(str(p.relative_to(REPO)) for folder in ("tools", "tools/slurm", "data_prep")
-                 for p in (REPO / folder).glob("*.py"))
+FOLDERS = ("tools", "tools/slurm", "data_prep", "benchmarks")
+# The benchmark scripts' shared module (and the package marker that lets them import it): every
+# other Python file in FOLDERS is a script.
+SHARED = {"benchmarks/__init__.py", "benchmarks/common.py"}
+SCRIPTS = sorted(name for folder in FOLDERS for p in (REPO / folder).glob("*.py")
+                 if (name := str(p.relative_to(REPO))) not in SHARED)
 # What --help must not load: each takes seconds to import on a busy machine.
 HEAVY = ("torch", "torchvision", "numpy", "decord", "matplotlib")
 
@@ -29,6 +33,7 @@ def load(script: str):
     name = "script_" + script.replace("/", "_").removesuffix(".py")
     spec = importlib.util.spec_from_file_location(name, REPO / script)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -39,7 +44,16 @@ def option(parser: argparse.ArgumentParser, name: str) -> argparse.Action:
 
 def test_the_scripts_are_found():
     assert {"tools/train_net.py", "tools/predict.py", "data_prep/resize_videos.py",
-            "data_prep/make_synthetic.py", "tools/slurm/launch.py"} <= set(SCRIPTS)
+            "data_prep/make_synthetic.py", "tools/slurm/launch.py", "benchmarks/gpu_check.py",
+            "benchmarks/shards.py", "benchmarks/attention_tracking.py"} <= set(SCRIPTS)
+
+
+def test_what_is_not_a_script_is_a_shared_module():
+    """A file left out of SCRIPTS is one no command line runs (no ``__main__`` block), so that
+    a new script cannot slip past these tests by being listed there."""
+    runs = {str(p.relative_to(REPO)) for folder in FOLDERS for p in (REPO / folder).glob("*.py")
+            if '__name__ == "__main__"' in p.read_text()}
+    assert runs == set(SCRIPTS)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
