@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from videotl.config import load_config
 from videotl.utils.slurm import (
     SlurmEnvironmentError,
     expand_hostlist,
@@ -177,6 +178,16 @@ def test_outside_a_job_the_script_says_which_variable_is_missing(tmp_path):
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == ("error: SLURM_JOB_ID is not set: run inside a "
                                               "Slurm job (sbatch, salloc)")
+
+
+@pytest.mark.parametrize("script", ["train", "test"])
+def test_the_scripts_ask_for_a_cpu_per_loader_worker_and_process(script, repo):
+    """docs/TRAINING.md#slurm: data.num_workers + 1 CPUs per GPU at the defaults, 8 x (4 + 1)."""
+    text = (repo / "tools" / "slurm" / f"{script}.sbatch").read_text()
+    requests = dict(line.removeprefix("#SBATCH --").split("=", 1) for line in text.splitlines()
+                    if line.startswith("#SBATCH --") and "=" in line)
+    workers = load_config(None, []).data.num_workers
+    assert (requests["gpus-per-node"], workers, requests["cpus-per-task"]) == ("8", 4, "40")
 
 
 def free_port() -> int:
