@@ -252,15 +252,18 @@ def floor_loader(backend: str) -> Callable:
     ).get_frames_at(indices)
 
 
-def cold_loader(backend: str, short_side: int) -> Callable:
-    """videotl's loader with the probe not cached, as each video's first clip of an epoch."""
-    from videotl.data.video_reader import _probe_cached
-
-    load = videotl_loader(backend, short_side)
+def cold_loader(backend: str, short_side: int, decoded: set[str]) -> Callable:
+    """videotl's loader with the probe not cached, as each video's first clip of an epoch; adds
+    to ``decoded`` the backend that decoded each clip (``VideoReader.backend`` after
+    ``get_frames``: PyAV when the index checks or an error while decoding sent the file there)."""
+    from videotl.data.video_reader import VideoReader, _probe_cached
 
     def cold(path: Path, indices: list[int]) -> torch.Tensor:
         _probe_cached.cache_clear()
-        return load(path, indices)
+        with VideoReader(path, backend=backend, short_side=short_side, num_threads=1) as reader:
+            frames = reader.get_frames(indices)
+            decoded.add(reader.backend)
+        return frames
     return cold
 
 
@@ -269,13 +272,14 @@ def floor_run(title: str, clips: list[tuple], short_side: int) -> None:
     import numpy as np
 
     from videotl.data.torchcodec_decode import torchcodec_unavailable
-    from videotl.data.video_reader import VideoReader, probe
+    from videotl.data.video_reader import VideoReader
 
     backends = ["decord", "pyav"] + ([] if torchcodec_unavailable() else ["torchcodec"])
     paths: dict[str, Callable] = {}
+    decoded: dict[str, set[str]] = {backend: set() for backend in backends}
     for backend in backends:
         paths[f"{backend} floor"] = floor_loader(backend)
-        paths[f"{backend} loader"] = cold_loader(backend, short_side)
+        paths[f"{backend} loader"] = cold_loader(backend, short_side, decoded[backend])
     for load in paths.values():  # warm-up: imports, file cache, the floors' cached index
         load(*clips[0])
     times: dict[str, list[float]] = {name: [] for name in paths}
@@ -286,18 +290,17 @@ def floor_run(title: str, clips: list[tuple], short_side: int) -> None:
             paths[name](path, indices)
             times[name].append(time.perf_counter() - start)
     with VideoReader(clips[0][0], backend="pyav") as reader:
-        index = probe(clips[0][0])
-    used = {backend: "pyav" if (backend == "decord" and index.decord_problem) or (
-        backend == "torchcodec" and index.torchcodec_problem) else backend for backend in backends}
-    print(f"\n{title}: {len(clips)} clips, median over clips ({reader.width}x{reader.height}, "
+        size = f"{reader.width}x{reader.height}"
+    used = {backend: "+".join(sorted(decoded[backend])) for backend in backends}
+    print(f"\n{title}: {len(clips)} clips, median over clips ({size}, "
           f"short side {short_side}; probe not cached)")
-    print(f"{'backend':<11} {'decodes':<8} {'floor ms':>9} {'loader ms':>10} {'loader/floor':>13} "
+    print(f"{'backend':<11} {'decodes':<11} {'floor ms':>9} {'loader ms':>10} {'loader/floor':>13} "
           f"{'loader/pyav floor':>18}")
     pyav_floor = np.asarray(times["pyav floor"])
     for backend in backends:
         floor = np.asarray(times[f"{backend} floor"])
         loader = np.asarray(times[f"{backend} loader"])
-        print(f"{backend:<11} {used[backend]:<8} {1000 * np.median(floor):>9.1f} "
+        print(f"{backend:<11} {used[backend]:<11} {1000 * np.median(floor):>9.1f} "
               f"{1000 * np.median(loader):>10.1f} {np.median(loader / floor):>12.2f}x "
               f"{np.median(loader / pyav_floor):>17.2f}x")
 
