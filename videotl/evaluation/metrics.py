@@ -6,14 +6,19 @@ Public for users with their own score files:
 
 from __future__ import annotations
 
+import importlib
 import warnings
+from types import ModuleType
 
 import torch
-from torchmetrics.functional.classification import (
-    multiclass_accuracy,
-    multiclass_recall,
-    multilabel_average_precision,
-)
+
+
+def _classification() -> ModuleType:
+    """torchmetrics' classification functions, imported at first use: importing torchmetrics
+    imports every metric family, its text metrics ``transformers`` when that is installed (3-10 s
+    on 2 cores), which a tool that stops on a bad argument or a training run before its first
+    evaluation should not wait for."""
+    return importlib.import_module("torchmetrics.functional.classification")
 
 
 def _as_tensor(values) -> torch.Tensor:
@@ -27,8 +32,9 @@ def top_k_accuracy(scores, labels, k: int = 1) -> float:
         scores: ``[N, K]``; labels: class indices ``[N]``.
     """
     scores, labels = _as_tensor(scores).float(), _as_tensor(labels).long()
-    return float(multiclass_accuracy(scores, labels, num_classes=scores.shape[1], top_k=k,
-                                     average="micro"))
+    metrics = _classification()
+    return float(metrics.multiclass_accuracy(scores, labels, num_classes=scores.shape[1],
+                                             top_k=k, average="micro"))
 
 
 def mean_class_accuracy(scores, labels) -> float:
@@ -39,7 +45,8 @@ def mean_class_accuracy(scores, labels) -> float:
         scores: ``[N, K]``; labels: class indices ``[N]``.
     """
     scores, labels = _as_tensor(scores).float(), _as_tensor(labels).long()
-    per_class = multiclass_recall(scores, labels, num_classes=scores.shape[1], average=None)
+    recall = _classification().multiclass_recall
+    per_class = recall(scores, labels, num_classes=scores.shape[1], average=None)
     present = torch.bincount(labels, minlength=scores.shape[1]) > 0
     return float(per_class[present].mean())
 
@@ -59,7 +66,7 @@ def average_precision_per_class(scores, labels) -> torch.Tensor:
                          f"{tuple(labels.shape)}")
     with warnings.catch_warnings():  # classes without positives are handled below
         warnings.simplefilter("ignore", UserWarning)
-        per_class = multilabel_average_precision(
+        per_class = _classification().multilabel_average_precision(
             scores, labels, num_labels=scores.shape[1], average=None
         ).double()
     per_class[labels.sum(dim=0) == 0] = float("nan")
