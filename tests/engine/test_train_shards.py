@@ -14,17 +14,9 @@ from videotl.engine.run import evaluate_checkpoint, train
 from videotl.prep.shards import make_shards
 from videotl.utils import checkpoint as ckpt
 
+from data_helpers import tiny_run
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def tiny_run(root, output, *overrides):
-    return load_config("configs/demo/synthetic_kinetics.yaml", [
-        f"data.root={root}", f"output_dir={output}", "data.num_workers=0",
-        "data.num_frames=4", "data.frame_stride=8", "data.train_jitter_scales=[32, 40]",
-        "data.train_crop_size=32", "data.test_crop_size=32", "train.batch_size=5",
-        "test.batch_size=7", "train.epochs=3", "train.eval_period=2", "train.log_period=1",
-        "solver.base_lr=0.003", "test.num_temporal_views=2", *overrides,
-    ])
 
 
 @pytest.fixture(autouse=True)

@@ -196,6 +196,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Skipped only where processes cannot fork (Windows): torchrun starts its workers and the
+# gloo rendezvous with POSIX process semantics; on Linux and macOS this test always runs.
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="torchrun needs POSIX processes")
 def test_two_processes_train_through_the_batch_script_and_a_requeue_resumes(
         synthetic_kinetics, tmp_path):
