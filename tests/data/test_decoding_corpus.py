@@ -109,6 +109,24 @@ def test_random_sets_in_any_order_are_the_sequential_frames(corpus, name, backen
             assert np.array_equal(got[k], reference[i]), f"frame {i} of {wanted} in {name}"
 
 
+@pytest.mark.parametrize("name", ["h264_bframes_long_gop", "mpeg4_part2_avi", "vp9_webm"])
+def test_pyav_resized_frames_are_each_frames_own_conversion(corpus, name):
+    """The PyAV path converts every frame with one shared swscale context (a frame's own
+    ``to_ndarray`` builds a new one per call): same pixels as that per-frame conversion."""
+    path, _ = corpus(name)
+    reader = VideoReader(path, backend="pyav", short_side=18)
+    width, height = reader.size
+    assert (width, height) != (reader.width, reader.height)
+    with av.open(str(path)) as container:
+        expected = {frame.pts: frame.to_ndarray(format="rgb24", width=width, height=height)
+                    for frame in container.decode(container.streams.video[0])}
+    index = probe(path)
+    wanted = list(range(0, reader.num_frames, 3))
+    got = reader.get_frames(wanted).numpy()
+    for k, i in enumerate(wanted):
+        assert np.array_equal(got[k], expected[int(index.pts[i])]), f"frame {i} of {name}"
+
+
 @pytest.mark.parametrize("name", corpus_params())
 def test_decord_is_used_only_where_it_finds_the_frames(corpus, name):
     path, _ = corpus(name)

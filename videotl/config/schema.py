@@ -110,7 +110,7 @@ class DataConfig:
     mean: List[float] = _list_field([0.45, 0.45, 0.45], length=3, items="R, G, B")
     std: List[float] = _list_field([0.225, 0.225, 0.225], length=3, items="R, G, B", above=0.0)
     # Decoding: backend, its threads per loader process, and resizing inside the decoder.
-    decoder: str = "decord"
+    decoder: str = "pyav"
     decoder_threads: int = _field(1, min=0)
     resize_at_decode: bool = True
     # DataLoader processes (0 = load in the main process) and pinned host memory.

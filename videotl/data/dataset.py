@@ -54,7 +54,7 @@ class DataLoadingError(RunError, RuntimeError):
 class LoadingPolicy:
     """Decoding and failure handling (see the module docstring)."""
 
-    backend: str = "decord"
+    backend: str = "pyav"
     decoder_threads: int = 1
     resize_at_decode: bool = True
     max_failure_fraction: float = 0.01

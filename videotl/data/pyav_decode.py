@@ -161,6 +161,9 @@ class _Decoder:
         self.expected: int | None = None  # where the last seek should land
         self.fed = -1  # decode position of the last packet fed in this run
         self.last: tuple[int, Any] | None = None  # (index, frame) of the latest frame shown
+        # One converter for every frame: a frame's own ``to_ndarray`` builds a new swscale
+        # context each time, which costs more than the conversion (about 1 ms per 480p frame).
+        self.reformatter: Any = None
 
     def keyframes(self) -> list[int]:
         """The keyframes to decode from, in decode order (-1: frames nothing reaches)."""
@@ -243,9 +246,13 @@ class _Decoder:
         self.result.frames.setdefault(position, self._rgb(frame))
 
     def _rgb(self, frame: Any) -> np.ndarray:
-        if self.native:
-            return frame.to_ndarray(format="rgb24")
-        return frame.to_ndarray(format="rgb24", width=self.size[0], height=self.size[1])
+        """The frame as RGB ``[H, W, 3]`` uint8 at ``size`` (bilinear, as ``to_ndarray``)."""
+        if self.reformatter is None:
+            from av.video.reformatter import VideoReformatter
+
+            self.reformatter = VideoReformatter()
+        width, height = (None, None) if self.native else self.size
+        return self.reformatter.reformat(frame, width, height, "rgb24").to_ndarray()
 
     def _droppable(self, packet: Any) -> bool:
         """An H.264 frame nobody wants that no other frame references (``nal_ref_idc == 0``)."""

@@ -17,15 +17,17 @@ Decoded frames are matched to it by timestamp, never by counting what the decode
 
 Decoding:
 
-* ``decord`` (default) decodes the requested indices with ``get_batch``, optionally resized by
+* ``decord`` decodes the requested indices with ``get_batch``, optionally resized by
   FFmpeg at decode time. A fresh decord reader is opened per ``VideoReader``; after every batch
   it is rewound (``seek(0)``), which releases the decoded frames decord otherwise keeps and
   keeps memory flat over many clips (see ``benchmarks/data_loading.py``). decord numbers every
   packet as a frame and seeks by decode position, then counts frames; it is only asked for
   frames of files where that finds our frames (``StreamIndex.decord_problem`` says why not).
-* ``pyav`` (``pyav_decode``) seeks backwards to the frame's keyframe, checks where it landed,
-  decodes forward and converts only the wanted frames to RGB. H.264 packets of frames that are
-  neither wanted nor referenced by other frames (``nal_ref_idc == 0``) are not decoded at all.
+* ``pyav`` (``pyav_decode``; the default, as its loader was the fastest of the three in every
+  case of ``benchmarks/data_loading.py --floor``) seeks backwards to the frame's keyframe,
+  checks where it landed, decodes forward and converts only the wanted frames to RGB, all with
+  one swscale context. H.264 packets of frames that are neither wanted nor referenced by other
+  frames (``nal_ref_idc == 0``) are not decoded at all.
 * ``torchcodec`` (``torchcodec_decode``, optional: ``videotl[torchcodec]`` and FFmpeg's shared
   libraries) decodes in its exact seek mode, its frames checked against the index by timestamp;
   files it would not find frames in (``StreamIndex.torchcodec_problem``) go to PyAV. When it
@@ -396,7 +398,7 @@ class VideoReader:
 
     Args:
         path: the video file.
-        backend: ``"decord"`` (default, PyAV as automatic fallback), ``"pyav"`` or
+        backend: ``"pyav"`` (default), ``"decord"`` (PyAV as automatic fallback) or
             ``"torchcodec"`` (PyAV as fallback; an ``InputError`` when it cannot load).
         short_side: resize frames at decode time so that the shorter side has this many
             pixels (aspect ratio kept); None keeps the native size.
@@ -421,7 +423,7 @@ class VideoReader:
     def __init__(
         self,
         path: str | os.PathLike,
-        backend: str = "decord",
+        backend: str = "pyav",
         short_side: int | None = None,
         num_threads: int = 1,
         data: bytes | None = None,
