@@ -16,8 +16,8 @@ Every path loads the same clips (same frame indices) as uint8 RGB with the short
 to ``--short-side`` (256, the test crop size; videotl resizes inside the decoder, the peers
 after decoding). Paths:
 
-  videotl decord   VideoReader(backend="decord")  (the default path, 1 decoder thread)
-  videotl pyav     VideoReader(backend="pyav")    (1 decoder thread)
+  videotl decord   VideoReader(backend="decord")  (1 decoder thread; the ratios' baseline)
+  videotl pyav     VideoReader(backend="pyav")    (the default path, 1 decoder thread)
   pytorchvideo pyav / decord   EncodedVideo.from_path(decoder=...).get_clip(start, end), then
                    the clip's frames are picked by index and resized (their decoders use their
                    default thread counts)
