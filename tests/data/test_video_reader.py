@@ -245,7 +245,36 @@ def test_pyav_skips_unreferenced_frames_but_decodes_wanted_ones(video):
     wanted = list(range(1, 60, 2))
     frames = VideoReader(video, backend="pyav").get_frames(wanted)
     assert [decoded_index(f) for f in frames.numpy()] == wanted
-    assert np.array_equal(frames.numpy()[0], VideoReader(video).get_frames([1]).numpy()[0])
+    decord_frame = VideoReader(video, backend="decord").get_frames([1]).numpy()[0]
+    assert np.array_equal(frames.numpy()[0], decord_frame)
+
+
+@pytest.mark.parametrize("num_threads", [1, 0])
+def test_pyav_converts_with_the_decoder_threads_and_one_context(video, monkeypatch, num_threads):
+    """The conversion to RGB runs on ``num_threads`` threads (DataLoader workers give the
+    parallelism; 0 lets FFmpeg choose), through one swscale context for all frames."""
+    import av
+
+    from videotl.data import pyav_decode
+
+    made, calls = [], []
+    original = av.video.reformatter.VideoReformatter
+
+    class Recorder:
+        def __init__(self):
+            made.append(self)
+            self.inner = original()
+
+        def reformat(self, frame, width, height, format, **options):
+            calls.append(options)
+            return self.inner.reformat(frame, width, height, format, **options)
+
+    monkeypatch.setattr(av.video.reformatter, "VideoReformatter", Recorder)
+    frames = VideoReader(video, backend="pyav", short_side=24, num_threads=num_threads)
+    frames.get_frames([0, 7, 30])
+    assert len(made) == 1 and len(calls) == 3
+    expected = {"threads": num_threads} if pyav_decode._threaded_reformat() else {}
+    assert all(options == expected for options in calls)
 
 
 def test_decord_index_disagreeing_with_timestamps_falls_back_to_pyav(video, monkeypatch):

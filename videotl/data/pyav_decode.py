@@ -31,6 +31,7 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Iterator, Protocol
 
 import numpy as np
@@ -73,11 +74,13 @@ def decode_frames(
     Raises PyAV's errors for files it cannot open or read.
     """
     targets = sorted(set(wanted))
-    result = _run(path, _Decoder(index, targets, size, drop=True), num_threads, data)
+    result = _run(path, _Decoder(index, targets, size, drop=True, threads=num_threads),
+                  num_threads, data)
     if result.stream_end is not None and len(result.frames) < len(targets):
         # The stream ended early. Frames skipped as unreferenced may have been its last ones:
         # decode again without skipping so that ``stream_end`` is exact.
-        result = _run(path, _Decoder(index, targets, size, drop=False), num_threads, data)
+        result = _run(path, _Decoder(index, targets, size, drop=False, threads=num_threads),
+                      num_threads, data)
     return result
 
 
@@ -147,9 +150,11 @@ class _Decoder:
     """Decodes runs of packets and keeps the wanted frames (see the module docstring)."""
 
     def __init__(
-        self, index: FrameIndex, targets: list[int], size: tuple[int, int], drop: bool
+        self, index: FrameIndex, targets: list[int], size: tuple[int, int], drop: bool,
+        threads: int = 1,
     ) -> None:
         self.index, self.targets, self.size, self.drop = index, targets, size, drop
+        self.threads = threads  # for the conversion too (0: FFmpeg chooses)
         self.native = size == (index.width, index.height)
         self.wanted_pts = {int(index.pts[i]) for i in targets}
         self.groups: dict[int, set[int]] = {}
@@ -252,7 +257,8 @@ class _Decoder:
 
             self.reformatter = VideoReformatter()
         width, height = (None, None) if self.native else self.size
-        return self.reformatter.reformat(frame, width, height, "rgb24").to_ndarray()
+        threads = {"threads": self.threads} if _threaded_reformat() else {}
+        return self.reformatter.reformat(frame, width, height, "rgb24", **threads).to_ndarray()
 
     def _droppable(self, packet: Any) -> bool:
         """An H.264 frame nobody wants that no other frame references (``nal_ref_idc == 0``)."""
@@ -268,3 +274,12 @@ class _Decoder:
                 return header & 0x60 == 0
             offset += length_size + length
         return False
+
+
+@lru_cache(maxsize=1)
+def _threaded_reformat() -> bool:
+    """PyAV 17 converts frames on several threads (by default as many as FFmpeg chooses) and
+    takes ``threads``; older releases convert on one thread and do not take it."""
+    import av
+
+    return int(av.__version__.split(".")[0]) >= 17
