@@ -142,8 +142,6 @@ def test_test_net_writes_to_a_folder_of_its_own(synthetic_kinetics, tmp_path, re
     assert json.loads((own / "test_metrics.json").read_text())["num_videos"] == 10
 
 
-# torchrun's elastic agent starts its workers as POSIX processes; the toolkit targets Linux, so
-# this only skips on platforms the project does not support.
 # Skipped only where processes cannot fork (Windows): torchrun starts its workers and the
 # gloo rendezvous with POSIX process semantics; on Linux and macOS this test always runs.
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="torchrun needs POSIX processes")
