@@ -23,8 +23,8 @@ Decoding:
   keeps memory flat over many clips (see ``benchmarks/data_loading.py``). decord numbers every
   packet as a frame and seeks by decode position, then counts frames; it is only asked for
   frames of files where that finds our frames (``StreamIndex.decord_problem`` says why not).
-* ``pyav`` (``pyav_decode``; the default, as its loader was the fastest of the three in every
-  case of ``benchmarks/data_loading.py --floor``) seeks backwards to the frame's keyframe,
+* ``pyav`` (``pyav_decode``; the default, as its loader was the fastest of the three overall in
+  ``benchmarks/data_loading.py --floor``) seeks backwards to the frame's keyframe,
   checks where it landed, decodes forward and converts only the wanted frames to RGB, all with
   one swscale context. H.264 packets of frames that are neither wanted nor referenced by other
   frames (``nal_ref_idc == 0``) are not decoded at all.
