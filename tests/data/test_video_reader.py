@@ -270,8 +270,8 @@ def test_pyav_converts_with_the_decoder_threads_and_one_context(video, monkeypat
             return self.inner.reformat(frame, width, height, format, **options)
 
     monkeypatch.setattr(av.video.reformatter, "VideoReformatter", Recorder)
-    frames = VideoReader(video, backend="pyav", short_side=24, num_threads=num_threads)
-    frames.get_frames([0, 7, 30])
+    reader = VideoReader(video, backend="pyav", short_side=24, num_threads=num_threads)
+    reader.get_frames([0, 7, 30])
     assert len(made) == 1 and len(calls) == 3
     expected = {"threads": num_threads} if pyav_decode._threaded_reformat() else {}
     assert all(options == expected for options in calls)

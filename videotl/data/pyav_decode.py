@@ -74,18 +74,17 @@ def decode_frames(
     Raises PyAV's errors for files it cannot open or read.
     """
     targets = sorted(set(wanted))
-    result = _run(path, _Decoder(index, targets, size, drop=True, threads=num_threads),
-                  num_threads, data)
+    result = _run(path, _Decoder(index, targets, size, drop=True, threads=num_threads), data)
     if result.stream_end is not None and len(result.frames) < len(targets):
         # The stream ended early. Frames skipped as unreferenced may have been its last ones:
         # decode again without skipping so that ``stream_end`` is exact.
         result = _run(path, _Decoder(index, targets, size, drop=False, threads=num_threads),
-                      num_threads, data)
+                      data)
     return result
 
 
-def _run(path: str, decoder: "_Decoder", num_threads: int, data: bytes | None) -> DecodedFrames:
-    source = _Source(path, num_threads, data)
+def _run(path: str, decoder: "_Decoder", data: bytes | None) -> DecodedFrames:
+    source = _Source(path, decoder.threads, data)
     try:
         for keyframe in decoder.keyframes():
             if not decoder.groups[keyframe]:  # its frames came out while decoding another
@@ -154,7 +153,7 @@ class _Decoder:
         threads: int = 1,
     ) -> None:
         self.index, self.targets, self.size, self.drop = index, targets, size, drop
-        self.threads = threads  # for the conversion too (0: FFmpeg chooses)
+        self.threads = threads  # decoding and conversion threads (0: FFmpeg chooses)
         self.native = size == (index.width, index.height)
         self.wanted_pts = {int(index.pts[i]) for i in targets}
         self.groups: dict[int, set[int]] = {}
@@ -168,7 +167,11 @@ class _Decoder:
         self.last: tuple[int, Any] | None = None  # (index, frame) of the latest frame shown
         # One converter for every frame: a frame's own ``to_ndarray`` builds a new swscale
         # context each time, which costs more than the conversion (about 1 ms per 480p frame).
-        self.reformatter: Any = None
+        from av.video.reformatter import VideoReformatter
+
+        self.reformatter = VideoReformatter()
+        self.convert_to = (None, None) if self.native else size
+        self.convert_options = {"threads": threads} if _threaded_reformat() else {}
 
     def keyframes(self) -> list[int]:
         """The keyframes to decode from, in decode order (-1: frames nothing reaches)."""
@@ -252,13 +255,9 @@ class _Decoder:
 
     def _rgb(self, frame: Any) -> np.ndarray:
         """The frame as RGB ``[H, W, 3]`` uint8 at ``size`` (bilinear, as ``to_ndarray``)."""
-        if self.reformatter is None:
-            from av.video.reformatter import VideoReformatter
-
-            self.reformatter = VideoReformatter()
-        width, height = (None, None) if self.native else self.size
-        threads = {"threads": self.threads} if _threaded_reformat() else {}
-        return self.reformatter.reformat(frame, width, height, "rgb24", **threads).to_ndarray()
+        width, height = self.convert_to
+        return self.reformatter.reformat(frame, width, height, "rgb24",
+                                         **self.convert_options).to_ndarray()
 
     def _droppable(self, packet: Any) -> bool:
         """An H.264 frame nobody wants that no other frame references (``nal_ref_idc == 0``)."""
