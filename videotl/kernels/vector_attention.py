@@ -41,11 +41,15 @@ def _library() -> ctypes.CDLL | None:
     return library
 
 
-# torch.compile must not trace the build (a lock, ctypes): the answer is a constant of the graph.
-@torch.compiler.assume_constant_result
 def native_vector_attention_available() -> bool:
     """Whether the C kernel is built and loaded (building it on first call)."""
     return _library() is not None
+
+
+# torch.compile must not trace the build (a lock, ctypes): the answer is a constant of the graph.
+# This is all torch.compiler.assume_constant_result does; calling it would import torch._dynamo
+# (about 2 s) with every model. The torch.compile test (fullgraph) fails if the mark stops working.
+native_vector_attention_available._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
 def supports(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
