@@ -91,7 +91,7 @@ def read_files(videos: list[Path]) -> Callable[[int], int]:
 
 
 def read_shards(folder: Path, split: str) -> Callable[[int], int]:
-    from videotl.data.shards import read_manifest, read_shard
+    from videotl.data.shard_format import read_manifest, read_shard
 
     manifest = read_manifest(folder / f"{split}.json")
 

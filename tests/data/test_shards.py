@@ -15,15 +15,8 @@ from videotl.config import ConfigError
 from videotl.data import build_dataset, build_loader
 from videotl.data.dataset import DataLoadingError
 from videotl.data.lists import AnnotationError
-from videotl.data.shards import (
-    ShardClipDataset,
-    ShardReadError,
-    block,
-    epoch_shard_order,
-    read_manifest,
-    read_shard,
-    stream_pieces,
-)
+from videotl.data.shard_format import ShardReadError, read_manifest, read_shard
+from videotl.data.shards import ShardClipDataset, block, epoch_shard_order, stream_pieces
 from videotl.data.video_reader import VideoDecodeError, VideoReader
 from videotl.evaluation.evaluator import evaluate
 from videotl.prep.shards import make_shards

@@ -9,7 +9,7 @@ import pytest
 from data_helpers import small_data_config
 from release_helpers import load_script
 
-from videotl.data.shards import read_manifest, read_shard
+from videotl.data.shard_format import read_manifest, read_shard
 from videotl.prep.shards import MIB, make_shards
 from videotl.prep.verify import listed_videos
 

@@ -26,13 +26,8 @@ from videotl.data.lists import apply_exclusions
 from videotl.data.lists import AnnotationError
 from videotl.data.registry import DATASETS, DatasetSpec, VideoList
 from videotl.data.samplers import EpochShuffleSampler, ShardedEvalSampler
-from videotl.data.shards import (
-    ShardClipDataset,
-    manifest_path,
-    read_manifest,
-    shard_folder,
-    shard_urls,
-)
+from videotl.data.shard_format import manifest_path, read_manifest, shard_folder, shard_urls
+from videotl.data.shards import ShardClipDataset
 from videotl.data.sampling import ClipSampling
 from videotl.data.synthetic import KINDS, ensure_synthetic_dataset
 from videotl.data.torchcodec_decode import require_torchcodec

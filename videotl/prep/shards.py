@@ -1,5 +1,5 @@
 """Packing a dataset's splits into tar shards (``data_prep/make_shards.py``), in parallel,
-resumably and atomically. The layout, the manifest and the reader: ``videotl.data.shards``.
+resumably and atomically. The layout, the manifest and the reader: ``videotl.data.shard_format``.
 
 The videos of a split are those the training loaders list (``build_dataset`` with
 ``data.format=files``: the same lists, the same ``data.exclude_file``), each keyed by its
@@ -44,7 +44,7 @@ import numpy as np
 
 from videotl.data import build_dataset
 from videotl.data.lists import VideoEntry, video_folder
-from videotl.data.shards import (
+from videotl.data.shard_format import (
     ANNOTATION_SUFFIX,
     ShardFile,
     ShardManifest,
