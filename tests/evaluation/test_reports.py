@@ -4,8 +4,10 @@ figure is worked out in the comments."""
 import csv
 import json
 import math
+import runpy
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -157,7 +159,17 @@ def run_analyze(repo, *args):
                           capture_output=True, text=True, cwd=repo, timeout=300)
 
 
-def test_analyze_tool_recomputes_and_compares(repo, tmp_path):
+def run_analyze_here(repo, monkeypatch, capsys, *args):
+    """The tool run as a script in this process (torchmetrics, 5-10 s to import, is imported
+    once for the whole test session instead of once per run)."""
+    monkeypatch.setattr(sys, "argv", ["analyze_results.py", *args])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(str(repo / "tools" / "analyze_results.py"), run_name="__main__")
+    output = capsys.readouterr()
+    return SimpleNamespace(returncode=exited.value.code, stdout=output.out, stderr=output.err)
+
+
+def test_analyze_tool_recomputes_and_compares(repo, tmp_path, monkeypatch, capsys):
     scores_a, targets = single_label()
     write_scores(tmp_path / "a.npz", scores_a, targets)
     scores_b = scores_a.copy()
@@ -165,8 +177,8 @@ def test_analyze_tool_recomputes_and_compares(repo, tmp_path):
     write_scores(tmp_path / "b.npz", scores_b, targets)
     (tmp_path / "classes.txt").write_text("a\nb\nc\nd\n")
 
-    done = run_analyze(repo, str(tmp_path / "a.npz"), "--class-names",
-                       str(tmp_path / "classes.txt"), "--out", str(tmp_path / "one"))
+    done = run_analyze_here(repo, monkeypatch, capsys, str(tmp_path / "a.npz"), "--class-names",
+                            str(tmp_path / "classes.txt"), "--out", str(tmp_path / "one"))
     assert done.returncode == 0, done.stderr
     metrics = json.loads((tmp_path / "one" / "metrics.json").read_text())
     assert metrics["top1"] == pytest.approx(1 / 3) and metrics["num_failed_videos"] == 1
@@ -175,9 +187,9 @@ def test_analyze_tool_recomputes_and_compares(repo, tmp_path):
     assert {p.name for p in (tmp_path / "one").iterdir()} == {
         "metrics.json", "per_class.csv", "confusion.csv", "confusion.png", "summary.md"}
 
-    done = run_analyze(repo, "--compare", str(tmp_path / "a.npz"), str(tmp_path / "b.npz"),
-                       "--out", str(tmp_path / "both"), "--class-names",
-                       str(tmp_path / "classes.txt"))
+    done = run_analyze_here(repo, monkeypatch, capsys, "--compare", str(tmp_path / "a.npz"),
+                            str(tmp_path / "b.npz"), "--out", str(tmp_path / "both"),
+                            "--class-names", str(tmp_path / "classes.txt"))
     assert done.returncode == 0, done.stderr
     rows = read_csv(tmp_path / "both" / "compare.csv")
     assert rows[0] == ["class", "support_a", "support_b", "accuracy_a", "accuracy_b", "delta"]
