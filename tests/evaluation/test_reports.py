@@ -4,13 +4,13 @@ figure is worked out in the comments."""
 import csv
 import json
 import math
-import runpy
 import subprocess
 import sys
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from tool_helpers import run_script_here
 
 from videotl.errors import InputError
 from videotl.evaluation import (
@@ -162,11 +162,9 @@ def run_analyze(repo, *args):
 def run_analyze_here(repo, monkeypatch, capsys, *args):
     """The tool run as a script in this process (torchmetrics, 5-10 s to import, is imported
     once for the whole test session instead of once per run)."""
-    monkeypatch.setattr(sys, "argv", ["analyze_results.py", *args])
-    with pytest.raises(SystemExit) as exited:
-        runpy.run_path(str(repo / "tools" / "analyze_results.py"), run_name="__main__")
+    status = run_script_here(repo / "tools" / "analyze_results.py", list(args), monkeypatch)
     output = capsys.readouterr()
-    return SimpleNamespace(returncode=exited.value.code, stdout=output.out, stderr=output.err)
+    return SimpleNamespace(returncode=status, stdout=output.out, stderr=output.err)
 
 
 def test_analyze_tool_recomputes_and_compares(repo, tmp_path, monkeypatch, capsys):

@@ -3,7 +3,6 @@ bad input, 1: the run failed), never a traceback (docs/RELIABILITY.md)."""
 
 import errno
 import os
-import runpy
 import shutil
 import subprocess
 import sys
@@ -11,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from tool_helpers import run_script_here
 
 from videotl.config import load_config
 from videotl.engine.run import train
 from videotl.utils import checkpoint as ckpt
 from videotl.utils.logging import LogFileHandler
-from videotl.utils.tool_errors import run_tool
 
 DEMO = "configs/demo/synthetic_kinetics.yaml"
 
@@ -102,15 +101,6 @@ def test_videos_failing_in_loader_workers_end_the_run_with_one_line(repo, tmp_pa
     assert f"  {root / 'train'}" in result.stderr
 
 
-def in_process(script: Path, argv: list[str], monkeypatch) -> int:
-    """Runs a tool's main() under run_tool in this process (so that the disk can fail)."""
-    main = runpy.run_path(str(script), run_name="tool")["main"]
-    monkeypatch.setattr(sys, "argv", [str(script), *argv])
-    with pytest.raises(SystemExit) as exited:
-        run_tool(main)
-    return exited.value.code
-
-
 def test_a_full_disk_names_the_file_and_keeps_the_previous_one(repo, tmp_path, monkeypatch,
                                                                capsys, synthetic_kinetics):
     run = tmp_path / "run"
@@ -122,7 +112,7 @@ def test_a_full_disk_names_the_file_and_keeps_the_previous_one(repo, tmp_path, m
 
     monkeypatch.setattr(os, "fsync", full)
     monkeypatch.chdir(repo)
-    status = in_process(repo / "tools/train_net.py", [
+    status = run_script_here(repo / "tools/train_net.py", [
         "--config", DEMO, f"data.root={synthetic_kinetics}", f"output_dir={run}"], monkeypatch)
     assert status == 1
     assert capsys.readouterr().err == f"error: {run / 'config.yaml'}: no space left on device\n"
@@ -137,7 +127,7 @@ def test_a_read_only_output_folder_is_named(repo, tmp_path, monkeypatch, capsys,
 
     monkeypatch.setattr(Path, "mkdir", read_only)
     monkeypatch.chdir(repo)
-    status = in_process(repo / "tools/train_net.py", [
+    status = run_script_here(repo / "tools/train_net.py", [
         "--config", DEMO, f"data.root={synthetic_kinetics}", "output_dir=/mnt/ro/run"],
         monkeypatch)
     assert status == 1

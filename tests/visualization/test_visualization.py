@@ -4,7 +4,6 @@ moving object, rendering and the tool's files."""
 from __future__ import annotations
 
 import json
-import runpy
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
+from tool_helpers import run_script_here
 from visualization_helpers import (
     BrightnessAttentionNet,
     make_vivit_attend_to_brightness,
@@ -290,10 +289,9 @@ def test_tool_writes_mp4_gif_png_and_json_that_decode_as_expected(repo, tmp_path
 
 
 def _run_tool(repo, monkeypatch, capsys, *arguments):
-    monkeypatch.setattr(sys, "argv", ["visualize_attention.py", *arguments])
-    with pytest.raises(SystemExit) as stopped:
-        runpy.run_path(str(repo / "tools" / "visualize_attention.py"), run_name="__main__")
-    return stopped.value.code, capsys.readouterr().err
+    status = run_script_here(repo / "tools" / "visualize_attention.py", list(arguments),
+                             monkeypatch)
+    return status, capsys.readouterr().err
 
 
 def test_tool_explains_bad_layer_tokens_and_video(repo, tmp_path, monkeypatch, capsys):
