@@ -89,13 +89,19 @@ def test_interrupted_run_resumes_to_the_same_result(synthetic_kinetics, tmp_path
         (r["epoch"], r["loss"]) for r in full_epochs] and len(cut_epochs) == 3
 
 
-def test_test_net_reproduces_the_final_test(synthetic_kinetics, tmp_path):
-    cfg = tiny_run(synthetic_kinetics, tmp_path / "run", "train.epochs=1", "train.eval_period=0")
+@pytest.mark.parametrize("channels_last", ["false", "true"])
+def test_test_net_reproduces_the_final_test(synthetic_kinetics, tmp_path, channels_last):
+    layout = f"train.channels_last={channels_last}"
+    cfg = tiny_run(synthetic_kinetics, tmp_path / "run", "train.epochs=1", "train.eval_period=0",
+                   layout)
     metrics = train(cfg)
     weights = ckpt.last_checkpoint(tmp_path / "run")
     again = evaluate_checkpoint(
-        tiny_run(synthetic_kinetics, tmp_path / "again", "train.epochs=1"), weights)
+        tiny_run(synthetic_kinetics, tmp_path / "again", "train.epochs=1", layout), weights)
     assert again == metrics
+    first, second = (np.load(path / "test_scores.npz") for path in (tmp_path / "run",
+                                                                     tmp_path / "again"))
+    assert np.array_equal(first["scores"], second["scores"])
 
 
 def test_mismatched_classes_and_checkpoints_are_reported(synthetic_kinetics, tmp_path, repo):
