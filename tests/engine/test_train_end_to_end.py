@@ -99,8 +99,7 @@ def test_test_net_reproduces_the_final_test(synthetic_kinetics, tmp_path, channe
     again = evaluate_checkpoint(
         tiny_run(synthetic_kinetics, tmp_path / "again", "train.epochs=1", layout), weights)
     assert again == metrics
-    first, second = (np.load(path / "test_scores.npz") for path in (tmp_path / "run",
-                                                                     tmp_path / "again"))
+    first, second = (np.load(tmp_path / run / "test_scores.npz") for run in ("run", "again"))
     assert np.array_equal(first["scores"], second["scores"])
 
 
