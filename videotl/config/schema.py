@@ -185,7 +185,7 @@ class TrainConfig:
     # fp32, or autocast to bf16 / fp16 (fp16 with a gradient scaler); CUDA only, fp32 on CPU.
     precision: str = "fp32"
     # Channels-last (NDHWC) weights and activations, in training and testing: faster
-    # convolutions on recent GPUs, and on CPUs with oneDNN (the demos: 1.1-1.2x per step).
+    # convolutions on recent GPUs (on this CPU's oneDNN, about 3 % per demo step).
     channels_last: bool = False
     # Compile the model with torch.compile (the first iterations are slow while it compiles).
     compile: bool = False
