@@ -19,8 +19,14 @@ CHARADES_CONFIG = REPO / "configs" / "charades" / "x2plus1d_m_tokenlearner_64f.y
 
 
 @pytest.fixture(autouse=True)
-def _seed() -> None:
+def _seed() -> Iterator[None]:
+    """Seed 0 for every test, and torch's thread count as the test found it (a run sets it
+    from ``num_threads``, for the whole process)."""
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -201,6 +201,22 @@ def test_channels_last_training(synthetic_kinetics, tmp_path):
     assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
 
 
+def test_num_threads_sets_the_threads_of_training_and_testing(synthetic_kinetics, tmp_path):
+    default = torch.get_num_threads()
+    run = ["train.epochs=1", "train.eval_period=0", "train.final_test=false"]
+    train(tiny_run(synthetic_kinetics, tmp_path / "run", *run, "num_threads=0"))
+    assert torch.get_num_threads() == default  # 0: left as it was
+    other = default + 1  # differs from the current count on any machine
+    # Not a key that changes the weights: the finished run resumes with it changed.
+    train(tiny_run(synthetic_kinetics, tmp_path / "run", *run, f"num_threads={other}"))
+    assert torch.get_num_threads() == other
+    torch.set_num_threads(default)
+    evaluate_checkpoint(tiny_run(synthetic_kinetics, tmp_path / "test", f"num_threads={other}",
+                                 "test.num_temporal_views=1"),
+                        ckpt.last_checkpoint(tmp_path / "run"))
+    assert torch.get_num_threads() == other
+
+
 @pytest.mark.slow  # compiling takes minutes on 2 CPU cores
 def test_compiled_training(synthetic_kinetics, tmp_path):
     cfg = tiny_run(synthetic_kinetics, tmp_path / "run", "train.epochs=1", "train.eval_period=0",

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 # Keys (or sections, ending in ".") that do not change the weights a run produces.
 NON_RESULT_KEYS = (
-    "output_dir", "device", "test.",
+    "output_dir", "device", "num_threads", "test.",
     "data.num_workers", "data.pin_memory", "data.decoder_threads",
     "data.max_failure_fraction", "data.clip_retries", "data.video_retries",
     "train.eval_period", "train.checkpoint_period", "train.keep_checkpoints",

@@ -60,6 +60,8 @@ def _setup(cfg: ExperimentConfig) -> torch.device:
         logger.info("process group of %d processes, %s backend", distributed.get_world_size(),
                     distributed.backend())
     seed_everything(cfg.seed + distributed.get_rank())
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     return device
