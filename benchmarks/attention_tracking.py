@@ -21,7 +21,7 @@ The same figures for the same architecture with freshly initialised weights (see
 what the training added.
 
     python benchmarks/attention_tracking.py --config configs/demo/synthetic_kinetics.yaml \\
-        --checkpoint output/demo/synthetic_kinetics/checkpoints/epoch_0045.pth
+        --checkpoint output/demo/synthetic_kinetics/checkpoints/epoch_0050.pth
 """
 
 from __future__ import annotations
