@@ -231,6 +231,7 @@ class ExperimentConfig:
     device: str = "auto"
     # Threads per process for the model's CPU operators (torch.set_num_threads) in
     # tools/train_net.py and tools/test_net.py; 0: PyTorch's default (OMP_NUM_THREADS when set,
-    # else one per core). Next to loader workers on few cores, fewer can be faster: the demos
-    # use 1 (on 2 cores, 0.26-0.28 s per demo step against 0.32-0.37 s with 2; docs/TRAINING.md).
+    # else one per core); it changes the rounding, not the recipe. Next to loader workers on
+    # few cores fewer can be faster: the demos use 1 (on 2 cores, 0.26-0.28 s per demo step
+    # against 0.32-0.37 s with 2; docs/TRAINING.md).
     num_threads: int = _field(0, min=0)
