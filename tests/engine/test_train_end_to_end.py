@@ -96,8 +96,11 @@ def test_test_net_reproduces_the_final_test(synthetic_kinetics, tmp_path, channe
                    layout)
     metrics = train(cfg)
     weights = ckpt.last_checkpoint(tmp_path / "run")
+    # The checkpoint replaces the starting weights: model.pretrained is not read.
+    unread = f"model.pretrained={tmp_path / 'absent.pth'}"
     again = evaluate_checkpoint(
-        tiny_run(synthetic_kinetics, tmp_path / "again", "train.epochs=1", layout), weights)
+        tiny_run(synthetic_kinetics, tmp_path / "again", "train.epochs=1", layout, unread),
+        weights)
     assert again == metrics
     first, second = (np.load(tmp_path / run / "test_scores.npz") for run in ("run", "again"))
     assert np.array_equal(first["scores"], second["scores"])

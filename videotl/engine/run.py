@@ -34,7 +34,7 @@ from videotl.evaluation.ensemble import AGGREGATIONS
 from videotl.evaluation.evaluator import TestResult, evaluate, write_test_outputs
 from videotl.evaluation.reports import write_class_reports
 from videotl.files import remove_stale_temporaries
-from videotl.models import build_model
+from videotl.models import build_model, load_trained_model, set_memory_format
 from videotl.utils import checkpoint as ckpt
 from videotl.utils import distributed
 from videotl.utils.logging import setup_logging
@@ -96,7 +96,7 @@ def train(cfg: ExperimentConfig, extra_hooks: Iterable[HookBase] = ()) -> dict[s
     model = build_model(cfg).to(device)
     if cfg.train.checkpoint_file:
         ckpt.load_model_weights(model, cfg.train.checkpoint_file)
-    _set_memory_format(model, cfg)
+    set_memory_format(model, cfg)
     precision = MixedPrecision(cfg.train.precision, device, cfg.solver.clip_grad_norm)
     iters_per_epoch = len(train_loader)
     epochs = cfg.train.epochs
@@ -191,19 +191,9 @@ def evaluate_checkpoint(cfg: ExperimentConfig, checkpoint: str | Path) -> dict[s
         save_config(cfg, Path(cfg.output_dir) / "config.yaml")
     loader = build_loader(cfg, "test")
     _check_classes(cfg, loader.dataset)
-    model = build_model(cfg)
-    ckpt.load_model_weights(model, checkpoint, strict=True, model_name=cfg.model.name)
-    model.to(device)
-    _set_memory_format(model, cfg)
+    model = load_trained_model(cfg, checkpoint, device)
     precision = MixedPrecision(cfg.train.precision, device)
     return _test_and_write(cfg, model, device, precision, loader).metrics
-
-
-def _set_memory_format(model: nn.Module, cfg: ExperimentConfig) -> None:
-    """``train.channels_last``: the weights in ``channels_last_3d`` layout, in training and in
-    testing alike, so that a checkpoint tested on its own scores exactly as its final test."""
-    if cfg.train.channels_last:
-        model.to(memory_format=torch.channels_last_3d)
 
 
 def _test_and_write(cfg: ExperimentConfig, model: nn.Module, device: torch.device,

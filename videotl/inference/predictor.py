@@ -35,7 +35,7 @@ from videotl.data.video_reader import VideoReader
 from videotl.evaluation.evaluator import default_aggregation
 from videotl.utils.distributed import select_device
 from videotl.visualization.labels import class_labels
-from videotl.visualization.run import load_trained_model
+from videotl.models import load_trained_model
 
 logger = logging.getLogger(__name__)
 

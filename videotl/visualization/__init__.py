@@ -20,7 +20,8 @@ from videotl.visualization.capture import (
 from videotl.visualization.clips import ClipPlan, plan_clips
 from videotl.visualization.labels import ClassLabels, class_labels
 from videotl.visualization.render import RenderOptions, contact_sheet, video_frames
-from videotl.visualization.run import load_trained_model, visualize
+from videotl.models import load_trained_model
+from videotl.visualization.run import visualize
 
 __all__ = [
     "AttentionMapCapture",

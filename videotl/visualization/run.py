@@ -14,15 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-import torch
-from torch import nn
-
-from videotl.models import build_model
-from videotl.utils.checkpoint import load_model_weights
+from videotl.models import load_trained_model
 from videotl.utils.distributed import select_device
 from videotl.visualization.attention import VideoAttention, video_attention
 from videotl.visualization.capture import select_learner
@@ -41,19 +36,6 @@ from videotl.visualization.render import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_TOKENS = (0, 1, 2, 3)
-
-
-def load_trained_model(cfg: Any, checkpoint: str | Path, device: torch.device) -> nn.Module:
-    """``build_model(cfg)`` with every weight from ``checkpoint`` (``model.pretrained`` is not
-    read: the checkpoint replaces it), in eval mode on ``device``.
-
-    Raises:
-        CheckpointError: unreadable file, or weights missing or of other shapes than the model's.
-    """
-    cfg = replace(cfg, model=replace(cfg.model, pretrained=None))
-    model = build_model(cfg)
-    load_model_weights(model, checkpoint, strict=True, model_name=cfg.model.name)
-    return model.to(device).eval()
 
 
 def visualize(
