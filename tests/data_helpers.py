@@ -25,7 +25,8 @@ def tiny_run(root, output, *overrides: str):
     4-frame 32 px clips, 3 epochs, validation at epoch 2, contiguous (not channels-last)
     weights, writing to ``output``."""
     return load_config("configs/demo/synthetic_kinetics.yaml", [
-        f"data.root={root}", f"output_dir={output}", "data.num_workers=0",
+        f"data.root={root}", "data.synthetic=false", f"output_dir={output}",
+        "data.num_workers=0",
         "data.num_frames=4", "data.frame_stride=8", "data.train_jitter_scales=[32, 40]",
         "data.train_crop_size=32", "data.test_crop_size=32", "train.batch_size=5",
         "test.batch_size=7", "train.epochs=3", "train.eval_period=2", "train.log_period=1",

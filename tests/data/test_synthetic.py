@@ -12,7 +12,7 @@ import pytest
 from data_helpers import small_data_config
 
 from videotl.data import VideoReader, build_dataset, make_synthetic_dataset
-from videotl.data.synthetic import SPECS, ensure_synthetic_dataset
+from videotl.data.synthetic import SPECS, SyntheticDataMismatch, ensure_synthetic_dataset
 from videotl.data.synthetic_render import MOTIONS, Canvas, make_actor
 
 
@@ -28,7 +28,7 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path):
     make_synthetic_dataset("kinetics", tmp_path / "c", seed=8, processes=1, **{
         k: v for k, v in options.items() if k != "processes"})
     first = digest(tmp_path / "a")
-    assert len(first) == 6 + 4  # 6 videos; classes, train, val and test lists
+    assert len(first) == 6 + 5  # 6 videos; classes, train, val and test lists; the record
     assert first == digest(tmp_path / "b")
     assert first != digest(tmp_path / "c")
 
@@ -150,9 +150,29 @@ def test_ensure_generates_once_even_when_called_concurrently(tmp_path):
         thread.join()
     assert sorted(results) == [False, False, True]
     names = sorted(p.name for p in root.iterdir())
-    assert names == ["classes.txt", "test.csv", "train", "train.csv", "val", "val.csv"]
+    assert names == ["classes.txt", "synthetic.json", "test.csv", "train", "train.csv", "val",
+                     "val.csv"]
     assert not [p for p in root.parent.iterdir() if "staging" in p.name]  # nothing left over
     assert not ensure_synthetic_dataset("kinetics", root, **options)
+
+
+def test_ensure_refuses_a_set_made_with_other_sizes(tmp_path):
+    root = tmp_path / "kinetics"
+    options = dict(seed=0, train_videos=3, eval_videos=2, short_side=32, processes=1)
+    assert ensure_synthetic_dataset("kinetics", root, **options)
+    before = digest(root)
+    for key, value, config_key in (("train_videos", 4, "synthetic_train_videos"),
+                                   ("short_side", 48, "synthetic_short_side"),
+                                   ("seed", 1, "synthetic_seed")):
+        with pytest.raises(SyntheticDataMismatch) as error:
+            ensure_synthetic_dataset("kinetics", root, **{**options, key: value})
+        assert str(error.value) == (
+            f"{root} holds a synthetic set made with {key}={options[key]!r}, not {value!r} as "
+            f"asked (data.{config_key}): delete that folder, choose another data.root, or set "
+            f"data.synthetic=false to use it as it is")
+    assert digest(root) == before  # nothing rewritten
+    (root / "synthetic.json").unlink()  # a set made before the record existed: not checked
+    assert not ensure_synthetic_dataset("kinetics", root, **{**options, "train_videos": 4})
 
 
 def test_build_dataset_generates_synthetic_data_on_request(tmp_path):

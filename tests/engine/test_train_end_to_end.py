@@ -113,7 +113,8 @@ def test_mismatched_classes_and_checkpoints_are_reported(synthetic_kinetics, tmp
     weights = ckpt.last_checkpoint(tmp_path / "run")
     command = [sys.executable, "tools/test_net.py", "--config",
                "configs/demo/synthetic_kinetics.yaml", "--checkpoint", str(weights),
-               f"data.root={synthetic_kinetics}", f"output_dir={tmp_path / 'tested'}",
+               f"data.root={synthetic_kinetics}", "data.synthetic=false",
+               f"output_dir={tmp_path / 'tested'}",
                "data.num_workers=0", "model.num_classes=7"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=repo)
     assert result.returncode == 2
@@ -137,6 +138,7 @@ def test_test_net_writes_to_a_folder_of_its_own(synthetic_kinetics, tmp_path, re
     command = [sys.executable, "tools/test_net.py", "--config",
                "configs/demo/synthetic_kinetics.yaml", "--checkpoint",
                str(run / "checkpoints" / "epoch_0001.pth"), f"data.root={synthetic_kinetics}",
+               "data.synthetic=false",
                f"output_dir={run}", "data.num_workers=0", "data.num_frames=4",
                "data.frame_stride=8", "data.test_crop_size=32", "test.num_temporal_views=3"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=repo)
@@ -160,6 +162,7 @@ def test_two_processes_give_the_same_test_metrics_as_one(synthetic_kinetics, tmp
     # Overrides may come before the options; --out names the results folder.
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc_per_node=2", "tools/test_net.py", f"data.root={synthetic_kinetics}",
+               "data.synthetic=false",
                "--config", "configs/demo/synthetic_kinetics.yaml", "--checkpoint", str(weights),
                "--out", str(tmp_path / "two"),
                "data.num_workers=0", "data.num_frames=4", "data.frame_stride=8",

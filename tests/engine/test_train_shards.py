@@ -29,7 +29,7 @@ def shards(synthetic_kinetics, tmp_path_factory):
     """The overrides reading the tiny synthetic Kinetics set from shards of 3 videos."""
     out = tmp_path_factory.mktemp("engine_shards")
     cfg = load_config(REPO / "configs/demo/synthetic_kinetics.yaml",
-                      [f"data.root={synthetic_kinetics}"])
+                      [f"data.root={synthetic_kinetics}", "data.synthetic=false"])
     assert make_shards(cfg, out, max_bytes=None, max_videos=3, jobs=1, progress=False).failed == 0
     return ["data.format=shards", f"data.shard_dir={out}", "data.shuffle_buffer=4"]
 

@@ -83,7 +83,8 @@ def test_clips_per_second_times_every_model_in_turn():
 
 
 def test_one_iteration_comparison_end_to_end(synthetic_kinetics, tmp_path):
-    cfg = tiny(f"data.root={synthetic_kinetics}", "train.max_iters=1", "train.batch_size=2",
+    cfg = tiny(f"data.root={synthetic_kinetics}", "data.synthetic=false", "train.max_iters=1",
+               "train.batch_size=2",
                "test.num_temporal_views=1", "test.batch_size=5", "data.num_workers=0",
                "train.checkpoint_period=1", "data.train_jitter_scales=[32, 32]")
     comparison = compare_reducers(cfg, ["ats", "tokenlearner_v11"], tmp_path, timed_clips=2,

@@ -93,6 +93,7 @@ def test_videos_failing_in_loader_workers_end_the_run_with_one_line(repo, tmp_pa
     for video in (root / "train").rglob("*.mp4"):
         video.write_bytes(b"\x00" * 100)  # every training video broken
     result = tool(repo, "tools/train_net.py", "--config", DEMO, f"data.root={root}",
+                  "data.synthetic=false",
                   f"output_dir={tmp_path / 'run'}", "data.num_workers=1", "data.num_frames=4",
                   "data.train_crop_size=32", "data.train_jitter_scales=[32,40]",
                   "train.batch_size=2", "data.video_retries=1", "data.clip_retries=0")
@@ -113,7 +114,8 @@ def test_a_full_disk_names_the_file_and_keeps_the_previous_one(repo, tmp_path, m
     monkeypatch.setattr(os, "fsync", full)
     monkeypatch.chdir(repo)
     status = run_script_here(repo / "tools/train_net.py", [
-        "--config", DEMO, f"data.root={synthetic_kinetics}", f"output_dir={run}"], monkeypatch)
+        "--config", DEMO, f"data.root={synthetic_kinetics}", "data.synthetic=false",
+        f"output_dir={run}"], monkeypatch)
     assert status == 1
     assert capsys.readouterr().err == f"error: {run / 'config.yaml'}: no space left on device\n"
     assert (run / "config.yaml").read_text() == "previous\n"
@@ -128,7 +130,8 @@ def test_a_read_only_output_folder_is_named(repo, tmp_path, monkeypatch, capsys,
     monkeypatch.setattr(Path, "mkdir", read_only)
     monkeypatch.chdir(repo)
     status = run_script_here(repo / "tools/train_net.py", [
-        "--config", DEMO, f"data.root={synthetic_kinetics}", "output_dir=/mnt/ro/run"],
+        "--config", DEMO, f"data.root={synthetic_kinetics}", "data.synthetic=false",
+        "output_dir=/mnt/ro/run"],
         monkeypatch)
     assert status == 1
     assert capsys.readouterr().err == "error: /mnt/ro/run: read-only file system\n"
@@ -137,7 +140,8 @@ def test_a_read_only_output_folder_is_named(repo, tmp_path, monkeypatch, capsys,
 def test_a_log_file_that_cannot_be_written_says_so_once(tmp_path, monkeypatch, capsys,
                                                         synthetic_kinetics, repo):
     monkeypatch.chdir(repo)
-    cfg = load_config(DEMO, [f"data.root={synthetic_kinetics}", f"output_dir={tmp_path}",
+    cfg = load_config(DEMO, [f"data.root={synthetic_kinetics}", "data.synthetic=false",
+                             f"output_dir={tmp_path}",
                              "train.max_iters=1", "train.final_test=false", "data.num_workers=0",
                              "train.eval_period=0", "data.num_frames=4",
                              "data.train_crop_size=32", "data.train_jitter_scales=[32,40]",

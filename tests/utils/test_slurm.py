@@ -207,7 +207,8 @@ def test_two_processes_train_through_the_batch_script_and_a_requeue_resumes(
     out = tmp_path / "run"
     command = [
         "bash", "tools/slurm/train.sbatch", "--nproc-per-node", "2", "--port", str(free_port()),
-        "--config", DEMO, f"data.root={synthetic_kinetics}", f"output_dir={out}", "device=cpu",
+        "--config", DEMO, f"data.root={synthetic_kinetics}", "data.synthetic=false",
+        f"output_dir={out}", "device=cpu",
         "data.num_workers=0", "data.num_frames=4", "data.frame_stride=8",
         "data.train_jitter_scales=[32, 40]", "data.train_crop_size=32", "train.batch_size=5",
         "train.epochs=1", "train.eval_period=0", "train.final_test=false", "train.log_period=1",

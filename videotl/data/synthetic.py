@@ -15,13 +15,16 @@ annotation files the real dataset has:
 Classes differ only in motion (see ``synthetic_render``): moving up vs down, approaching vs
 receding, appearing vs vanishing, spinning vs staying still, blinking, sliding sideways, ...
 Everything is drawn from ``seed``: the same seed gives the same files. The videos of one
-dataset are rendered by a pool of processes (one per CPU core, at most 8).
+dataset are rendered by a pool of processes (one per CPU core, at most 8). ``synthetic.json``
+records what a set was made with, so that ``ensure_synthetic_dataset`` refuses a folder made
+with other sizes instead of training on it silently.
 """
 
 from __future__ import annotations
 
 import csv
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -39,8 +42,20 @@ from videotl.data.charades import CHARADES, COLUMNS
 from videotl.data.kinetics import KINETICS
 from videotl.data.registry import DatasetSpec
 from videotl.data.synthetic_render import make_actor, write_video
+from videotl.errors import InputError
 
 logger = logging.getLogger(__name__)
+
+RECORD_FILE = "synthetic.json"
+# The config key that sets each recorded option (``data.<key>``), named in mismatch errors.
+_CONFIG_KEYS = {"seed": "synthetic_seed", "train_videos": "synthetic_train_videos",
+                "eval_videos": "synthetic_eval_videos", "short_side": "synthetic_short_side",
+                "video_dir": "video_dir"}
+
+
+class SyntheticDataMismatch(InputError, ValueError):
+    """A folder holds a synthetic set made with other options than those asked for."""
+
 
 _MOTIONS_10 = ("moving up", "moving down", "sliding sideways", "approaching", "receding",
                "appearing", "vanishing", "spinning", "blinking", "staying still")
@@ -135,14 +150,44 @@ def make_synthetic_dataset(
     present = [name for name in spec.dataset.annotation_files if (root / name).exists()]
     if present:
         raise FileExistsError(f"{root} already holds {present}; choose an empty folder")
-    folder = spec.dataset.video_dir if video_dir is None else video_dir
-    plans = _plan(kind, spec, seed, train_videos or spec.train_videos,
-                  eval_videos or spec.eval_videos, short_side)
+    record = synthetic_record(kind, seed, train_videos, eval_videos, short_side, video_dir)
+    folder = record["video_dir"]
+    plans = _plan(kind, spec, seed, record["train_videos"], record["eval_videos"], short_side)
     frames = _render(root / folder if folder else root, plans, short_side, processes)
     root.mkdir(parents=True, exist_ok=True)
+    (root / RECORD_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     _write_annotations(spec, root, plans)
     return SyntheticSummary(kind, root, spec.classes,
                             {split: len(p) for split, p in plans.items()}, frames)
+
+
+def synthetic_record(kind: str, seed: int = 0, train_videos: int | None = None,
+                     eval_videos: int | None = None, short_side: int = 128,
+                     video_dir: str | None = None) -> dict:
+    """What a ``kind`` set made with these options is, defaults filled in (``synthetic.json``)."""
+    spec = SPECS[kind]
+    return {"kind": kind, "seed": seed, "train_videos": train_videos or spec.train_videos,
+            "eval_videos": eval_videos or spec.eval_videos, "short_side": short_side,
+            "video_dir": spec.dataset.video_dir if video_dir is None else video_dir}
+
+
+def check_record(kind: str, root: str | os.PathLike, **options) -> None:
+    """Raises ``SyntheticDataMismatch`` if ``root/synthetic.json`` says the set there was made
+    with other options than ``options`` (those of ``make_synthetic_dataset``). A folder without
+    the record (a set made before it existed, or real data) is not checked."""
+    path = Path(root) / RECORD_FILE
+    if not path.is_file():
+        return
+    made = json.loads(path.read_text(encoding="utf-8"))
+    options.pop("processes", None)
+    asked = synthetic_record(kind, **options)
+    for key, value in asked.items():
+        if made.get(key) != value:
+            where = f" (data.{_CONFIG_KEYS[key]})" if key in _CONFIG_KEYS else ""
+            raise SyntheticDataMismatch(
+                f"{root} holds a synthetic set made with {key}={made.get(key)!r}, not "
+                f"{value!r} as asked{where}: delete that folder, choose another data.root, or "
+                f"set data.synthetic=false to use it as it is")
 
 
 def annotations_present(kind: str, root: str | os.PathLike) -> bool:
@@ -156,14 +201,19 @@ def ensure_synthetic_dataset(kind: str, root: str | os.PathLike, **options) -> b
     Safe when several processes call it at once (e.g. one per GPU): a lock file next to
     ``root`` lets one generate, into a temporary folder moved into ``root`` when complete
     (annotation files last); the others wait and then find it. Returns True if it generated.
+
+    Raises:
+        SyntheticDataMismatch: ``root`` holds a set made with other options (``check_record``).
     """
     root = Path(root)
     if annotations_present(kind, root):
+        check_record(kind, root, **options)
         return False
     root.parent.mkdir(parents=True, exist_ok=True)
     with open(root.parent / f".{root.name}.synthetic.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if annotations_present(kind, root):
+            check_record(kind, root, **options)
             return False
         staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.staging-", dir=root.parent))
         try:
