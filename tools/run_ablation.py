@@ -5,7 +5,7 @@ one table (test mAP or top-1, parameters, GFLOPs, training clips/s) as Markdown 
 Variants are the names in videotl.experiments.ablation_variants (docs/ABLATIONS.md), or "all".
 
 Example:
-    python tools/run_ablation.py --config configs/demo/synthetic_charades.yaml \\
+    python tools/run_ablation.py --config configs/charades/synthetic_ablation.yaml \\
         --variants conv2d+conv1d,conv2d+tokenlearner,fixed_grid_tokens train.epochs=5 \\
         --out output/ablations
 """

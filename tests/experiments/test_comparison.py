@@ -20,8 +20,9 @@ def test_variants_train_with_the_same_budget_and_fill_one_table(synthetic_charad
     monkeypatch.chdir(repo)
     names = ["conv2d+conv1d", "fixed_grid_tokens"]
     variants = [(name, ABLATION_VARIANTS.get(name).overrides) for name in names]
-    results = run_variants("configs/demo/synthetic_charades.yaml", variants,
-                           [f"data.root={synthetic_charades}", *TINY], tmp_path / "runs")
+    results = run_variants("configs/charades/synthetic_ablation.yaml", variants,
+                           [f"data.root={synthetic_charades}", "data.synthetic=false", *TINY],
+                           tmp_path / "runs")
     assert [r.name for r in results] == names
     assert all(r.metric[0] == "map" and 0.0 <= r.metric[1] <= 1.0 for r in results)
     assert results[0].params != results[1].params and all(r.gflops > 0 for r in results)
@@ -40,7 +41,7 @@ def test_variants_train_with_the_same_budget_and_fill_one_table(synthetic_charad
 def test_unknown_variant_is_refused_before_training(repo, tmp_path):
     result = subprocess.run(
         [sys.executable, "tools/run_ablation.py", "--config",
-         "configs/demo/synthetic_charades.yaml", "--variants", "conv2d+conv1d,fixed_grid_token",
+         "configs/charades/synthetic_ablation.yaml", "--variants", "conv2d+conv1d,fixed_grid_token",
          "--out", str(tmp_path)], capture_output=True, text=True, cwd=repo)
     assert result.returncode == 2
     assert "unknown ablation variant 'fixed_grid_token'" in result.stderr
