@@ -171,6 +171,10 @@ def test_ensure_refuses_a_set_made_with_other_sizes(tmp_path):
             f"asked (data.{config_key}): delete that folder, choose another data.root, or set "
             f"data.synthetic=false to use it as it is")
     assert digest(root) == before  # nothing rewritten
+    (root / "synthetic.json").write_text('{"seed": 0,')
+    with pytest.raises(SyntheticDataMismatch, match=r"synthetic.json is not a record of a "
+                       r"synthetic set \(Expecting"):
+        ensure_synthetic_dataset("kinetics", root, **options)
     (root / "synthetic.json").unlink()  # a set made before the record existed: not checked
     assert not ensure_synthetic_dataset("kinetics", root, **{**options, "train_videos": 4})
 

@@ -178,7 +178,14 @@ def check_record(kind: str, root: str | os.PathLike, **options) -> None:
     path = Path(root) / RECORD_FILE
     if not path.is_file():
         return
-    made = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        made = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
+        made = error
+    if not isinstance(made, dict):
+        raise SyntheticDataMismatch(
+            f"{path} is not a record of a synthetic set ({made}): delete it to use the set "
+            f"without the check")
     options.pop("processes", None)
     asked = synthetic_record(kind, **options)
     for key, value in asked.items():
