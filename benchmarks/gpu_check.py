@@ -210,8 +210,9 @@ def make_plan(device: str, tiny: bool, batch: int | None, data_root: str) -> Pla
             ),
         },
         warmup=1, repeats=2, data_root=data_root,
+        # The sizes of the test suite's tiny Kinetics-like set, so the tests can lend it theirs.
         synthetic=(f"data.root={data_root}", "data.synthetic=true",
-                   "data.synthetic_train_videos=12", "data.synthetic_eval_videos=4",
+                   "data.synthetic_train_videos=20", "data.synthetic_eval_videos=10",
                    "data.synthetic_short_side=32"),
         loader_workers=2, loader_overrides=TINY_CLIP, loader_skip=1, loader_batches=4,
         nccl_overrides=(f"device={device}", "train.batch_size=2", "data.num_workers=0",
