@@ -79,6 +79,15 @@ def test_cuda_without_a_gpu(repo, tmp_path):
     one_line(result, 2, "device='cuda': CUDA is not available on this machine")
 
 
+def test_a_synthetic_set_of_other_sizes_is_refused_not_trained_on(repo, tmp_path,
+                                                                  synthetic_kinetics):
+    result = tool(repo, "tools/train_net.py", "--config", DEMO, f"data.root={synthetic_kinetics}",
+                  f"output_dir={tmp_path}")
+    one_line(result, 2, f"{synthetic_kinetics} holds a synthetic set made with train_videos=20, "
+                        f"not 300 as asked (data.synthetic_train_videos): delete that folder")
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_a_corrupt_checkpoint(repo, tmp_path):
     (tmp_path / "w.pth").write_bytes(b"PK\x03\x04 not a zip")
     result = tool(repo, "tools/test_net.py", "--config", DEMO, "--checkpoint",
