@@ -175,6 +175,12 @@ def test_ensure_refuses_a_set_made_with_other_sizes(tmp_path):
     with pytest.raises(SyntheticDataMismatch, match=r"synthetic.json is not a record of a "
                        r"synthetic set \(Expecting"):
         ensure_synthetic_dataset("kinetics", root, **options)
+    (root / "synthetic.json").write_text("[0, 3]")
+    with pytest.raises(SyntheticDataMismatch) as error:
+        ensure_synthetic_dataset("kinetics", root, **options)
+    assert str(error.value) == (f"{root / 'synthetic.json'} is not a record of a synthetic set (a "
+                                f"JSON list, not an object): delete it to use the set without the "
+                                f"check")
     (root / "synthetic.json").unlink()  # a set made before the record existed: not checked
     assert not ensure_synthetic_dataset("kinetics", root, **{**options, "train_videos": 4})
 

@@ -179,13 +179,13 @@ def check_record(kind: str, root: str | os.PathLike, **options) -> None:
     if not path.is_file():
         return
     try:
-        made = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
-        made = error
-    if not isinstance(made, dict):
+        made = json.loads(path.read_text(encoding="utf-8"))  # JSONDecodeError is a ValueError
+        if not isinstance(made, dict):
+            raise ValueError(f"a JSON {type(made).__name__}, not an object")
+    except ValueError as error:  # UnicodeDecodeError is one too
         raise SyntheticDataMismatch(
-            f"{path} is not a record of a synthetic set ({made}): delete it to use the set "
-            f"without the check")
+            f"{path} is not a record of a synthetic set ({error}): delete it to use the set "
+            f"without the check") from None
     options.pop("processes", None)
     asked = synthetic_record(kind, **options)
     for key, value in asked.items():
